@@ -1,0 +1,119 @@
+# bpfkit - classic BPF toolchain.  A POSIX Makefile: no GNU extensions.
+#
+#   make                 library (static and shared) and the bpfkit command
+#   make check           the whole test suite (needs libpcap-dev: the oracle)
+#   make check SANITIZE=1  the same under ASan + UBSan
+#   make demo            a tour of what bpfkit does, on data it makes itself
+#   make bench           benchmarks against libpcap (results in bench/out/)
+#   make fuzz            libFuzzer targets (clang), each run for FUZZ_TIME seconds
+#   make install         PREFIX=/usr/local DESTDIR= LIBDIR= ...
+
+.POSIX:
+.SUFFIXES:
+
+CC = cc
+CFLAGS = -O2 -g
+LDFLAGS =
+PREFIX = /usr/local
+LIBDIR = $(PREFIX)/lib
+INCLUDEDIR = $(PREFIX)/include
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+DESTDIR =
+SANITIZE = 0
+FUZZ_TIME = 60
+FUZZ_CC = clang
+PCAP_LIBS = -lpcap
+
+VERSION = 0.1.0
+SOVERSION = 0
+
+SAN_FLAGS_0 =
+SAN_FLAGS_1 = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_FLAGS = $(SAN_FLAGS_$(SANITIZE))
+
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+BK_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(WARN) $(SAN_FLAGS) $(CFLAGS)
+LIB_CFLAGS = $(BK_CFLAGS) -fPIC -fvisibility=hidden
+BK_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progread.o \
+	src/validate.o src/interp.o
+TOOL_OBJS = tools/bpfkit.o
+TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
+	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
+	tests/test_fuzz.o tests/randprog.o
+FUZZ_TARGETS = asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw
+FUZZ_REPLAYS = fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
+	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \
+	fuzz/replay-read_json fuzz/replay-read_raw
+HDRS = include/bpfkit.h src/internal.h src/opcodes.h .build-flags
+
+all: libbpfkit.a libbpfkit.so bpfkit bpfkit.pc
+
+# Objects are rebuilt whenever the compiler or flags change (SANITIZE=1 vs 0).
+.build-flags: FORCE
+	@echo '$(CC) $(BK_CFLAGS) $(BK_LDFLAGS)' > .build-flags.new; \
+	if cmp -s .build-flags .build-flags.new; then rm -f .build-flags.new; \
+	else mv .build-flags.new .build-flags; fi
+FORCE:
+
+.SUFFIXES: .c .o
+.c.o:
+	$(CC) $(LIB_CFLAGS) -c -o $@ $<
+
+$(LIB_OBJS) $(TOOL_OBJS): $(HDRS)
+$(TEST_OBJS): $(HDRS) tests/harness.h tests/randprog.h
+
+libbpfkit.a: $(LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJS)
+
+libbpfkit.so: $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libbpfkit.so.$(SOVERSION) $(BK_LDFLAGS) -o $@ $(LIB_OBJS)
+
+bpfkit: $(TOOL_OBJS) libbpfkit.a
+	$(CC) $(BK_LDFLAGS) -o $@ $(TOOL_OBJS) libbpfkit.a
+
+bpfkit.pc: bpfkit.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' bpfkit.pc.in > $@
+
+tests/run: $(TEST_OBJS) libbpfkit.a
+	$(CC) $(BK_LDFLAGS) -o $@ $(TEST_OBJS) libbpfkit.a $(PCAP_LIBS)
+
+# Fuzz targets also build as plain programs that replay their corpus.
+$(FUZZ_REPLAYS): fuzz/replay.c fuzz/fuzz_asm.c fuzz/fuzz_read.c libbpfkit.a $(HDRS)
+	t=`echo $@ | sed 's|fuzz/replay-||'`; \
+	case $$t in asm) src=fuzz/fuzz_asm.c; fmt=;; \
+	*) src=fuzz/fuzz_read.c; fmt="-DFUZZ_FORMAT=`echo $$t | sed 's/read_//'`";; esac; \
+	$(CC) $(BK_CFLAGS) $$fmt -o $@ fuzz/replay.c $$src libbpfkit.a
+
+check: all tests/run $(FUZZ_REPLAYS)
+	./tests/run
+
+demo: bpfkit
+	sh tools/demo.sh
+
+bench: all
+	sh bench/run.sh
+
+fuzz: FORCE
+	sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_CC)
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man1
+	cp bpfkit $(DESTDIR)$(BINDIR)/bpfkit
+	cp include/bpfkit.h $(DESTDIR)$(INCLUDEDIR)/bpfkit.h
+	cp libbpfkit.a $(DESTDIR)$(LIBDIR)/libbpfkit.a
+	cp libbpfkit.so $(DESTDIR)$(LIBDIR)/libbpfkit.so.$(VERSION)
+	ln -sf libbpfkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libbpfkit.so.$(SOVERSION)
+	ln -sf libbpfkit.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libbpfkit.so
+	cp bpfkit.pc $(DESTDIR)$(LIBDIR)/pkgconfig/bpfkit.pc
+	cp docs/bpfkit.1 $(DESTDIR)$(MANDIR)/man1/bpfkit.1
+
+clean:
+	rm -f $(LIB_OBJS) $(TOOL_OBJS) $(TEST_OBJS) libbpfkit.a libbpfkit.so bpfkit bpfkit.pc \
+		tests/run $(FUZZ_REPLAYS) .build-flags .build-flags.new
+	rm -rf fuzz/bin bench/out

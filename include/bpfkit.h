@@ -1,0 +1,267 @@
+/*
+ * bpfkit.h - the one public header of libbpfkit, a classic-BPF toolchain.
+ *
+ * Programs are plain data: an array of struct bpfkit_insn, laid out exactly
+ * like the kernel's struct sock_filter and libpcap's struct bpf_insn, so they
+ * pass to either without conversion.
+ *
+ * Conventions: fallible calls return 0 on success and -1 on failure (or NULL)
+ * and then fill the caller's struct bpfkit_error.  The library keeps no global
+ * state, never prints and never exits.  Memory comes from an optional
+ * allocation hook (struct bpfkit_alloc); NULL means the C library's.
+ */
+#ifndef BPFKIT_PUBLIC_H
+#define BPFKIT_PUBLIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && defined(BPFKIT_BUILDING)
+#define BPFKIT_API __attribute__((visibility("default")))
+#else
+#define BPFKIT_API
+#endif
+
+#define BPFKIT_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Instructions                                                        */
+
+struct bpfkit_insn {
+	uint16_t code;
+	uint8_t jt;
+	uint8_t jf;
+	uint32_t k;
+};
+
+struct bpfkit_prog {
+	struct bpfkit_insn *insns;
+	size_t len;
+};
+
+/* Instruction classes and fields (the classic encoding). */
+#define BPFKIT_CLASS(c) ((c) & 0x07)
+#define BPFKIT_LD   0x00
+#define BPFKIT_LDX  0x01
+#define BPFKIT_ST   0x02
+#define BPFKIT_STX  0x03
+#define BPFKIT_ALU  0x04
+#define BPFKIT_JMP  0x05
+#define BPFKIT_RET  0x06
+#define BPFKIT_MISC 0x07
+
+#define BPFKIT_SIZE(c) ((c) & 0x18)
+#define BPFKIT_W 0x00
+#define BPFKIT_H 0x08
+#define BPFKIT_B 0x10
+
+#define BPFKIT_MODE(c) ((c) & 0xe0)
+#define BPFKIT_IMM 0x00
+#define BPFKIT_ABS 0x20
+#define BPFKIT_IND 0x40
+#define BPFKIT_MEM 0x60
+#define BPFKIT_LEN 0x80
+#define BPFKIT_MSH 0xa0
+
+#define BPFKIT_OP(c) ((c) & 0xf0)
+#define BPFKIT_ADD  0x00
+#define BPFKIT_SUB  0x10
+#define BPFKIT_MUL  0x20
+#define BPFKIT_DIV  0x30
+#define BPFKIT_OR   0x40
+#define BPFKIT_AND  0x50
+#define BPFKIT_LSH  0x60
+#define BPFKIT_RSH  0x70
+#define BPFKIT_NEG  0x80
+#define BPFKIT_MOD  0x90
+#define BPFKIT_XOR  0xa0
+#define BPFKIT_JA   0x00
+#define BPFKIT_JEQ  0x10
+#define BPFKIT_JGT  0x20
+#define BPFKIT_JGE  0x30
+#define BPFKIT_JSET 0x40
+
+#define BPFKIT_SRC(c) ((c) & 0x08)
+#define BPFKIT_K 0x00
+#define BPFKIT_X 0x08
+#define BPFKIT_RVAL(c) ((c) & 0x18)
+#define BPFKIT_A 0x10
+#define BPFKIT_MISCOP(c) ((c) & 0xf8)
+#define BPFKIT_TAX 0x00
+#define BPFKIT_TXA 0x80
+
+#define BPFKIT_MEMWORDS 16
+#define BPFKIT_MAXINSNS 4096
+
+/* Linux negative offsets: link layer, network layer, ancillary data. */
+#define BPFKIT_SKF_LL_OFF  0xffe00000u
+#define BPFKIT_SKF_NET_OFF 0xfff00000u
+#define BPFKIT_SKF_AD_OFF  0xfffff000u
+enum bpfkit_anc {
+	BPFKIT_AD_PROTOCOL = 0,
+	BPFKIT_AD_PKTTYPE = 4,
+	BPFKIT_AD_IFINDEX = 8,
+	BPFKIT_AD_NLATTR = 12,
+	BPFKIT_AD_NLATTR_NEST = 16,
+	BPFKIT_AD_MARK = 20,
+	BPFKIT_AD_QUEUE = 24,
+	BPFKIT_AD_HATYPE = 28,
+	BPFKIT_AD_RXHASH = 32,
+	BPFKIT_AD_CPU = 36,
+	BPFKIT_AD_ALU_XOR_X = 40,
+	BPFKIT_AD_VLAN_TAG = 44,
+	BPFKIT_AD_VLAN_TAG_PRESENT = 48,
+	BPFKIT_AD_PAY_OFFSET = 52,
+	BPFKIT_AD_RANDOM = 56,
+	BPFKIT_AD_VLAN_TPID = 60,
+	BPFKIT_AD_MAX = 64
+};
+
+/* ------------------------------------------------------------------ */
+/* Errors and memory                                                   */
+
+struct bpfkit_error {
+	char message[256];
+	int line;      /* 1-based source line, 0 when not about text */
+	int column;    /* 1-based column of the span's start, 0 when none */
+	int span;      /* columns covered by the offending text, >= 1 when column is set */
+	long insn;     /* instruction index, -1 when not about an instruction */
+	long long offset; /* byte offset in the input, -1 when none */
+};
+
+/*
+ * The allocation hook: realloc-like.  fn(ud, NULL, n) allocates, fn(ud, p, n)
+ * resizes, fn(ud, p, 0) frees and returns NULL.  A NULL hook (or a NULL
+ * pointer to one) means malloc/realloc/free.
+ */
+struct bpfkit_alloc {
+	void *(*fn)(void *ud, void *ptr, size_t size);
+	void *ud;
+};
+
+/* Frees memory the library handed out (programs' insns, formatted text). */
+BPFKIT_API void bpfkit_free(const struct bpfkit_alloc *alloc, void *ptr);
+BPFKIT_API void bpfkit_prog_free(const struct bpfkit_alloc *alloc, struct bpfkit_prog *prog);
+
+/* ------------------------------------------------------------------ */
+/* Program formats                                                     */
+
+enum bpfkit_format {
+	BPFKIT_FMT_AUTO = 0, /* readers only: detect from content */
+	BPFKIT_FMT_ASM,      /* bpf_asm source with labels */
+	BPFKIT_FMT_LISTING,  /* tcpdump -d */
+	BPFKIT_FMT_C,        /* tcpdump -dd */
+	BPFKIT_FMT_DDD,      /* tcpdump -ddd */
+	BPFKIT_FMT_IPTABLES, /* xt_bpf "N,code jt jf k,..." */
+	BPFKIT_FMT_RAW,      /* binary struct sock_filter array, host order */
+	BPFKIT_FMT_JSON,
+	BPFKIT_FMT_DOT       /* Graphviz control-flow graph; write only */
+};
+
+/* "asm", "listing", ... -> format; -1 when unknown. */
+BPFKIT_API int bpfkit_format_parse(const char *name);
+BPFKIT_API const char *bpfkit_format_name(enum bpfkit_format fmt);
+
+/*
+ * Assembles bpf_asm source (the syntax of the Linux kernel's tools/bpf/bpf_asm)
+ * into *out.  Errors carry line, column and span.
+ */
+BPFKIT_API int bpfkit_asm(const char *src, size_t len, const struct bpfkit_alloc *alloc,
+			  struct bpfkit_prog *out, struct bpfkit_error *err);
+
+/*
+ * Reads a program in format fmt (BPFKIT_FMT_AUTO detects ddd, iptables, C
+ * array, listing, JSON, raw and bpf_asm from the content).  When detected is
+ * not NULL it receives the format that was read.
+ */
+BPFKIT_API int bpfkit_prog_read(const void *data, size_t len, enum bpfkit_format fmt,
+				const struct bpfkit_alloc *alloc, struct bpfkit_prog *out,
+				enum bpfkit_format *detected, struct bpfkit_error *err);
+
+/*
+ * Formats a program.  *text receives a NUL-terminated buffer (binary for
+ * BPFKIT_FMT_RAW; *len excludes the terminator) to free with bpfkit_free().
+ */
+BPFKIT_API int bpfkit_prog_format(const struct bpfkit_insn *insns, size_t n,
+				  enum bpfkit_format fmt, const struct bpfkit_alloc *alloc,
+				  char **text, size_t *len, struct bpfkit_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Validation                                                          */
+
+enum bpfkit_vmode {
+	BPFKIT_VALIDATE_SOCKET = 0, /* Linux SO_ATTACH_FILTER rules */
+	BPFKIT_VALIDATE_PCAP,       /* libpcap's bpf_validate rules */
+	BPFKIT_VALIDATE_SECCOMP     /* Linux seccomp filter rules */
+};
+
+/* 0 when valid; -1 with err->insn and err->message naming the broken rule. */
+BPFKIT_API int bpfkit_validate(const struct bpfkit_insn *insns, size_t n, enum bpfkit_vmode mode,
+			       struct bpfkit_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Reference interpreter                                               */
+
+/*
+ * What the Linux ancillary loads (SKF_AD_OFF + n) read.  NLATTR and
+ * NLATTR_NEST are computed from the packet bytes, as the kernel does.
+ * net_offset is where SKF_NET_OFF-relative loads start in the packet.
+ */
+struct bpfkit_meta {
+	uint32_t protocol;   /* skb->protocol, network byte order value as a number */
+	uint32_t pkttype;
+	uint32_t ifindex;
+	uint32_t mark;
+	uint32_t queue;
+	uint32_t hatype;
+	uint32_t rxhash;
+	uint32_t cpu;
+	uint32_t vlan_tci;
+	uint32_t vlan_avail;
+	uint32_t vlan_tpid;
+	uint32_t pay_offset;
+	uint32_t random;
+	uint32_t net_offset;
+};
+
+struct bpfkit_trace {
+	size_t pc;                /* index of the instruction just executed */
+	struct bpfkit_insn insn;
+	uint32_t a, x;            /* registers after it ran */
+	int branch;               /* conditional jumps: 1 taken (jt), 0 not (jf); else -1 */
+	int done;                 /* 1 when it ended the program */
+	uint32_t ret;             /* the return value when done */
+};
+typedef void (*bpfkit_trace_fn)(void *ctx, const struct bpfkit_trace *t);
+
+/*
+ * Runs a program on one packet: caplen bytes at pkt, wire length wirelen.
+ * With meta == NULL the semantics are libpcap's (no ancillary loads: such
+ * offsets are ordinary loads past the packet); with meta, Linux's.  A load
+ * past caplen and a division or modulo by a zero X return 0.  Any program is
+ * safe to run: an invalid instruction or jump returns 0.
+ */
+BPFKIT_API uint32_t bpfkit_interp(const struct bpfkit_insn *insns, size_t n, const uint8_t *pkt,
+				  uint32_t caplen, uint32_t wirelen, const struct bpfkit_meta *meta);
+/* The same, calling trace after every instruction. */
+BPFKIT_API uint32_t bpfkit_interp_trace(const struct bpfkit_insn *insns, size_t n,
+					const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
+					const struct bpfkit_meta *meta, bpfkit_trace_fn trace,
+					void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Opcode table queries                                                */
+
+/* The opcode table's name for code ("LD_H_ABS"), NULL when the code is unknown. */
+BPFKIT_API const char *bpfkit_opcode_name(uint16_t code);
+/* Ancillary load name for offset k ("proto", "vlan_tci"), NULL when not one. */
+BPFKIT_API const char *bpfkit_anc_name(uint32_t k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

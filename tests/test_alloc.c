@@ -1,0 +1,2 @@
+/* test_alloc.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,2 @@
+/* test_asm.c - placeholder */
+#include "harness.h"

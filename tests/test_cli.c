@@ -1,0 +1,2 @@
+/* test_cli.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,2 @@
+/* test_format.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,2 @@
+/* test_fuzz.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,2 @@
+/* test_interp.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,2 @@
+/* test_kernel.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,2 @@
+/* test_validate.c - placeholder */
+#include "harness.h"

@@ -1,0 +1,3 @@
+#include "bpfkit.h"
+#include <stdio.h>
+int main(void) { puts("bpfkit: placeholder"); return 0; }
