@@ -33,7 +33,7 @@ SAN_FLAGS_1 = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 SAN_FLAGS = $(SAN_FLAGS_$(SANITIZE))
 
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-BK_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(WARN) $(SAN_FLAGS) $(CFLAGS)
+BK_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -Iinclude -Isrc $(WARN) $(SAN_FLAGS) $(CFLAGS)
 LIB_CFLAGS = $(BK_CFLAGS) -fPIC -fvisibility=hidden
 BK_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
@@ -95,8 +95,11 @@ check: all tests/run $(FUZZ_REPLAYS)
 demo: bpfkit
 	sh tools/demo.sh
 
-bench: all
+bench: all bench/bench_interp
 	sh bench/run.sh
+
+bench/bench_interp: bench/bench_interp.c libbpfkit.a $(HDRS)
+	$(CC) $(BK_CFLAGS) -o $@ bench/bench_interp.c libbpfkit.a $(PCAP_LIBS)
 
 fuzz: FORCE
 	sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_CC)
@@ -115,5 +118,5 @@ install: all
 
 clean:
 	rm -f $(LIB_OBJS) $(TOOL_OBJS) $(TEST_OBJS) libbpfkit.a libbpfkit.so bpfkit bpfkit.pc \
-		tests/run $(FUZZ_REPLAYS) .build-flags .build-flags.new
+		tests/run bench/bench_interp $(FUZZ_REPLAYS) .build-flags .build-flags.new
 	rm -rf fuzz/bin bench/out
