@@ -38,13 +38,13 @@ LIB_CFLAGS = $(BK_CFLAGS) -fPIC -fvisibility=hidden
 BK_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progread.o \
-	src/validate.o src/interp.o
+	src/validate.o src/interp.o src/pcapio.o
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
-	tests/test_fuzz.o tests/randprog.o
-FUZZ_TARGETS = asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw
-FUZZ_REPLAYS = fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
+	tests/test_fuzz.o tests/randprog.o tests/test_pcapio.o
+FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw
+FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
 	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \
 	fuzz/replay-read_json fuzz/replay-read_raw
 HDRS = include/bpfkit.h src/internal.h src/opcodes.h .build-flags
@@ -83,9 +83,11 @@ tests/run: $(TEST_OBJS) libbpfkit.a
 	$(CC) $(BK_LDFLAGS) -o $@ $(TEST_OBJS) libbpfkit.a $(PCAP_LIBS)
 
 # Fuzz targets also build as plain programs that replay their corpus.
-$(FUZZ_REPLAYS): fuzz/replay.c fuzz/fuzz_asm.c fuzz/fuzz_read.c libbpfkit.a $(HDRS)
+$(FUZZ_REPLAYS): fuzz/replay.c fuzz/fuzz_asm.c fuzz/fuzz_read.c fuzz/fuzz_capture.c libbpfkit.a \
+		$(HDRS)
 	t=`echo $@ | sed 's|fuzz/replay-||'`; \
 	case $$t in asm) src=fuzz/fuzz_asm.c; fmt=;; \
+	capture) src=fuzz/fuzz_capture.c; fmt=;; \
 	*) src=fuzz/fuzz_read.c; fmt="-DFUZZ_FORMAT=`echo $$t | sed 's/read_//'`";; esac; \
 	$(CC) $(BK_CFLAGS) $$fmt -o $@ fuzz/replay.c $$src libbpfkit.a
 

@@ -261,6 +261,146 @@ BPFKIT_API const char *bpfkit_opcode_name(uint16_t code);
 /* Ancillary load name for offset k ("proto", "vlan_tci"), NULL when not one. */
 BPFKIT_API const char *bpfkit_anc_name(uint32_t k);
 
+/* ------------------------------------------------------------------ */
+/* Captures                                                            */
+
+/*
+ * Streaming pcap and pcapng reader and writer (docs/captures.md).  Memory stays
+ * bounded: the reader's buffer grows only to the largest record present and
+ * never past BPFKIT_CAPTURE_MAX_RECORD.  Errors name the byte offset of the
+ * offending field in err->offset.
+ */
+#define BPFKIT_CAPTURE_MAX_RECORD (256u << 20)
+
+enum bpfkit_capture_format {
+	BPFKIT_CAPTURE_PCAP = 1,
+	BPFKIT_CAPTURE_PCAPNG = 2
+};
+
+/* Reader flags. */
+enum {
+	/*
+	 * A record whose caplen exceeds the snaplen keeps its first snaplen
+	 * bytes (the rest is skipped), as libpcap does.  Without it such a
+	 * record is an error.
+	 */
+	BPFKIT_CAPTURE_TRUNCATE_TO_SNAPLEN = 1
+};
+
+/* The file header (pcap) or first section header (pcapng). */
+struct bpfkit_capture_header {
+	enum bpfkit_capture_format format;
+	uint16_t version_major, version_minor;
+	int big_endian;            /* byte order of the file (of the current section) */
+	/* pcap only: */
+	uint32_t snaplen;          /* 0 means no limit */
+	uint32_t linktype_field;   /* the raw 32-bit field, FCS bits included */
+	uint32_t linktype;         /* its low 16 bits */
+	int fcslen;                /* FCS bytes from the field's FCS bits, -1 unknown */
+	uint64_t ts_units;         /* 1000000 (magic a1b2c3d4) or 1000000000 (a1b23c4d) */
+	int32_t thiszone;          /* the header's (unused) time zone and accuracy fields */
+	uint32_t sigfigs;
+};
+
+/* An interface: pcapng's IDB; a pcap file has one, made from its header. */
+struct bpfkit_capture_iface {
+	uint32_t linktype;
+	uint32_t snaplen;          /* 0 means no limit */
+	uint64_t ts_units;         /* timestamp ticks per second */
+	uint8_t tsresol;           /* the if_tsresol byte (6 when absent, 9 for ns pcap) */
+	int fcslen;                /* if_fcslen in bytes, -1 unknown */
+	int64_t tsoffset;          /* if_tsoffset: seconds added to every timestamp */
+	uint32_t section;          /* pcapng section number, from 0 */
+	uint32_t index;            /* interface id within its section */
+};
+
+/*
+ * One packet, valid until the next call on the reader.  The timestamp is
+ * ts_sec + ts_frac / ts_units seconds.  pcap keeps its seconds and fraction
+ * fields as stored (even a fraction >= ts_units); pcapng's 64-bit count T
+ * becomes ts_sec = T / units + tsoffset, ts_frac = T % units.
+ */
+struct bpfkit_packet {
+	const uint8_t *data;
+	uint32_t caplen;
+	uint32_t wirelen;
+	int64_t ts_sec;
+	uint64_t ts_frac;
+	uint64_t ts_units;
+	uint32_t linktype;
+	const struct bpfkit_capture_iface *iface;
+	long long offset;          /* byte offset of the record or block */
+};
+
+/* The timestamp in nanoseconds since the epoch (rounded down). */
+BPFKIT_API int64_t bpfkit_packet_ns(const struct bpfkit_packet *pkt);
+
+struct bpfkit_capture;
+
+/*
+ * The reader's source: read up to size bytes into buf; return the count, 0 at
+ * end of input, -1 on failure.  Short reads are fine (pipes).
+ */
+typedef long (*bpfkit_capture_read_fn)(void *ctx, void *buf, size_t size);
+
+/* Opening reads and checks the file header (or first section header). */
+BPFKIT_API int bpfkit_capture_open(bpfkit_capture_read_fn fn, void *ctx, unsigned flags,
+				   const struct bpfkit_alloc *alloc, struct bpfkit_capture **out,
+				   struct bpfkit_error *err);
+/* read(2) on fd, which may be a pipe; the caller keeps and closes fd. */
+BPFKIT_API int bpfkit_capture_open_fd(int fd, unsigned flags, const struct bpfkit_alloc *alloc,
+				      struct bpfkit_capture **out, struct bpfkit_error *err);
+/* A capture in memory (e.g. mmap'd); read in place, no copy.  data must outlive it. */
+BPFKIT_API int bpfkit_capture_open_mem(const void *data, size_t len, unsigned flags,
+				       const struct bpfkit_alloc *alloc,
+				       struct bpfkit_capture **out, struct bpfkit_error *err);
+/*
+ * The next packet: 1 and *pkt filled, 0 at a clean end of input, -1 on error
+ * (err names the byte offset; a record cut short by the end of input says how
+ * many packets came before it).  After -1 or 0 every later call repeats it.
+ */
+BPFKIT_API int bpfkit_capture_next(struct bpfkit_capture *c, struct bpfkit_packet *pkt,
+				   struct bpfkit_error *err);
+BPFKIT_API const struct bpfkit_capture_header *bpfkit_capture_header(
+	const struct bpfkit_capture *c);
+/* Interfaces of the current section (pcap: exactly one). */
+BPFKIT_API size_t bpfkit_capture_iface_count(const struct bpfkit_capture *c);
+BPFKIT_API const struct bpfkit_capture_iface *bpfkit_capture_iface(const struct bpfkit_capture *c,
+								   size_t i);
+/* Packets returned so far. */
+BPFKIT_API uint64_t bpfkit_capture_packets(const struct bpfkit_capture *c);
+BPFKIT_API void bpfkit_capture_close(struct bpfkit_capture *c);
+
+struct bpfkit_capture_writer;
+
+/* The writer's sink: write all len bytes; 0 on success, -1 on failure. */
+typedef int (*bpfkit_capture_write_fn)(void *ctx, const void *data, size_t len);
+
+/*
+ * Writes a capture in host byte order.  pcap: the header gets hdr's version,
+ * snaplen, linktype_field and resolution (ts_units 1000000 or 1000000000).
+ * pcapng: one section; hdr's other fields are ignored, an IDB is written for
+ * each interface (pkt->iface) when its first packet is written, and each EPB
+ * keeps its interface's resolution, so timestamps, wire lengths and bytes
+ * read back identical.  The writer never renames or syncs: a caller that
+ * replaces a file writes a temporary beside it and renames it on success.
+ */
+BPFKIT_API int bpfkit_capture_writer_open(const struct bpfkit_capture_header *hdr,
+					  bpfkit_capture_write_fn fn, void *ctx,
+					  const struct bpfkit_alloc *alloc,
+					  struct bpfkit_capture_writer **out,
+					  struct bpfkit_error *err);
+BPFKIT_API int bpfkit_capture_writer_open_fd(const struct bpfkit_capture_header *hdr, int fd,
+					     const struct bpfkit_alloc *alloc,
+					     struct bpfkit_capture_writer **out,
+					     struct bpfkit_error *err);
+/* Appends one packet (buffered).  pcap refuses another link type or caplen > snaplen. */
+BPFKIT_API int bpfkit_capture_write(struct bpfkit_capture_writer *w,
+				    const struct bpfkit_packet *pkt, struct bpfkit_error *err);
+/* Flushes and frees (always frees); -1 when a write failed, now or before. */
+BPFKIT_API int bpfkit_capture_writer_close(struct bpfkit_capture_writer *w,
+					   struct bpfkit_error *err);
+
 #ifdef __cplusplus
 }
 #endif

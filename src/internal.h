@@ -115,4 +115,11 @@ const struct anc_info *opcode_anc(uint32_t k);
 /* The ancillary load spelled name (len bytes), NULL when none. */
 const struct anc_info *opcode_anc_by_name(const char *name, size_t len);
 
+/* ---- disasm.c: program writers (readers are in progread.c) ---- */
+
+/* True when the listing (tcpdump -d) of insns reads back to the same program. */
+bool fmt_listing_exact(const struct bpfkit_insn *insns, size_t n);
+/* libpcap's listing name for ancillary offset off (after SKF_AD_OFF), or NULL. */
+const char *fmt_listing_anc(uint32_t off);
+
 #endif

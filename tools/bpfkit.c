@@ -1,3 +1,1056 @@
+/*
+ * bpfkit.c - the bpfkit command: a thin layer over libbpfkit.
+ *
+ * main() looks the first argument up in one table of commands and hands the
+ * command the rest of argv; each command parses its own options with
+ * getopt_long, calls the library and renders what comes back.  Only the
+ * public header is used.
+ *
+ * Invariants:
+ * - Exit status: 0 success, 1 bad input (with "bpfkit: error: ..." or a
+ *   gcc-style FILE:LINE:COL diagnostic on stderr), 2 bad usage (with
+ *   "bpfkit: usage error: ..." and a hint to --help).
+ * - An -o file is written through a temporary file beside it and renamed
+ *   into place only when everything was written: a failure never leaves a
+ *   partial or truncated output.
+ * - Engines, validation modes, metadata keys and formats each come from one
+ *   table (the formats from the library's), so help text and parsing agree.
+ */
 #include "bpfkit.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
-int main(void) { puts("bpfkit: placeholder"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2 };
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+struct command;
+typedef int (*command_fn)(const struct command *cmd, int argc, char **argv);
+
+/* Extra sections appended to a command's help, generated from the tables. */
+enum { HELP_FORMATS = 1, HELP_MODES = 2, HELP_ENGINES = 4, HELP_META = 8 };
+
+struct command {
+	const char *name;
+	command_fn run;
+	const char *synopsis; /* the arguments after "bpfkit NAME" */
+	const char *summary;  /* one line for the command list */
+	const char *help;     /* description and options for "bpfkit help NAME" */
+	unsigned sections;
+};
+
+static int show_help(const struct command *cmd);
+static const struct command *find_command(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                         */
+
+static int usage_error(const struct command *cmd, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("bpfkit: usage error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, "\nTry 'bpfkit %s --help' for more information.\n", cmd->name);
+	else
+		fputs("\nTry 'bpfkit --help' for more information.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static int input_error(const char *name, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int input_error(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "bpfkit: error: %s: ", name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_INPUT;
+}
+
+/* A whole input file (or standard input) in memory, NUL-terminated. */
+struct input {
+	const char *name; /* as shown in messages: the path or "<stdin>" */
+	char *data;
+	size_t len;
+};
+
+/*
+ * Prints the source line `line` of in and a caret line under columns
+ * [column, column + span).  Tabs before the span are copied into the caret
+ * line so the caret lines up however the terminal expands them.
+ */
+static void show_source_line(const struct input *in, int line, int column, int span)
+{
+	const char *p = in->data, *end = in->data + in->len;
+	for (int l = 1; l < line && p < end; l++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			return;
+		p = nl + 1;
+	}
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	if (n == 0 && column <= 1)
+		return;
+	fprintf(stderr, "%.*s\n", (int)n, p);
+	if (column <= 0)
+		return;
+	size_t col = (size_t)column - 1;
+	for (size_t i = 0; i < col; i++)
+		fputc(i < n && p[i] == '\t' ? '\t' : ' ', stderr);
+	size_t width = span > 1 ? (size_t)span : 1;
+	if (col < n && width > n - col)
+		width = n - col;
+	fputc('^', stderr);
+	for (size_t i = 1; i < width; i++)
+		fputc('~', stderr);
+	fputc('\n', stderr);
+}
+
+/*
+ * Renders a library error about in: gcc style with the source line and a
+ * caret when it has a line, else "bpfkit: error: FILE: [instruction N: |
+ * byte N: ]MESSAGE".  Returns EXIT_INPUT.
+ */
+static int report(const struct input *in, const struct bpfkit_error *err)
+{
+	if (err->line > 0) {
+		if (err->column > 0)
+			fprintf(stderr, "%s:%d:%d: error: %s\n", in->name, err->line, err->column,
+				err->message);
+		else
+			fprintf(stderr, "%s:%d: error: %s\n", in->name, err->line, err->message);
+		show_source_line(in, err->line, err->column, err->span);
+		return EXIT_INPUT;
+	}
+	if (err->insn >= 0)
+		return input_error(in->name, "instruction %ld: %s", err->insn, err->message);
+	if (err->offset >= 0)
+		return input_error(in->name, "byte %lld: %s", err->offset, err->message);
+	return input_error(in->name, "%s", err->message);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+
+static bool is_stdio(const char *path)
+{
+	return !path || strcmp(path, "-") == 0;
+}
+
+/* Reads path ("-" or NULL: standard input) whole.  Returns an exit status. */
+static int read_input(const char *path, struct input *in)
+{
+	bool std = is_stdio(path);
+	in->name = std ? "<stdin>" : path;
+	in->data = NULL;
+	in->len = 0;
+	FILE *f = std ? stdin : fopen(path, "rb");
+	if (!f)
+		return input_error(in->name, "%s", strerror(errno));
+	size_t cap = 0;
+	for (;;) {
+		if (cap - in->len < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			char *p = realloc(in->data, cap + 1);
+			if (!p) {
+				if (!std)
+					fclose(f);
+				return input_error(in->name, "out of memory");
+			}
+			in->data = p;
+		}
+		size_t got = fread(in->data + in->len, 1, cap - in->len, f);
+		in->len += got;
+		if (got == 0)
+			break;
+	}
+	int failed = ferror(f);
+	int saved = errno;
+	if (!std)
+		fclose(f);
+	if (failed)
+		return input_error(in->name, "%s", strerror(saved));
+	in->data[in->len] = '\0';
+	return EXIT_OK;
+}
+
+static void free_input(struct input *in)
+{
+	free(in->data);
+	in->data = NULL;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Writes data to path: standard output for NULL or "-"; a device or FIFO
+ * directly; a regular file through "DIR/.NAME.XXXXXX" renamed over it, so
+ * the target is either untouched or complete.
+ */
+static int write_output(const char *path, const char *data, size_t len)
+{
+	if (is_stdio(path)) {
+		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
+			return input_error("<stdout>", "%s", strerror(errno));
+		return EXIT_OK;
+	}
+	struct stat st;
+	bool exists = stat(path, &st) == 0;
+	if (exists && !S_ISREG(st.st_mode)) {
+		FILE *f = fopen(path, "wb");
+		if (!f)
+			return input_error(path, "%s", strerror(errno));
+		bool ok = fwrite(data, 1, len, f) == len;
+		if (fclose(f) != 0 || !ok)
+			return input_error(path, "%s", strerror(errno));
+		return EXIT_OK;
+	}
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+	size_t tmplen = strlen(path) + 16;
+	char *tmp = malloc(tmplen);
+	if (!tmp)
+		return input_error(path, "out of memory");
+	snprintf(tmp, tmplen, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		int e = errno;
+		free(tmp);
+		return input_error(path, "%s", strerror(e));
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	mode_t mode = exists ? (st.st_mode & 07777) : (0666 & ~mask);
+	int rc = 0;
+	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0)
+		rc = -1;
+	int e = errno;
+	if (close(fd) != 0 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc == 0 && rename(tmp, path) != 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc != 0)
+		unlink(tmp);
+	free(tmp);
+	return rc == 0 ? EXIT_OK : input_error(path, "%s", strerror(e));
+}
+
+/* ------------------------------------------------------------------ */
+/* Option parsing                                                      */
+
+/*
+ * getopt_long with its errors rendered as usage errors: returns the option,
+ * -1 at the end of the options, or '?' after printing the error.
+ */
+static int next_option(const struct command *cmd, int argc, char **argv, const char *shortopts,
+		       const struct option *longopts)
+{
+	int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	bool is_long = strncmp(arg, "--", 2) == 0;
+	if (c == ':')
+		usage_error(cmd, "option '%s' needs an argument", arg);
+	else if (is_long || optopt == 0)
+		usage_error(cmd, "unknown option '%s'", arg);
+	else
+		usage_error(cmd, "unknown option '-%c'", optopt);
+	return '?';
+}
+
+/*
+ * Prepares getopt: errors are ours to print.  A process runs one command and
+ * parses one argv, so optind keeps its initial 1 (no reset needed).
+ */
+static void reset_options(void)
+{
+	opterr = 0;
+}
+
+/* The single optional FILE operand of asm, disasm and check. */
+static int file_operand(const struct command *cmd, int argc, char **argv, const char **file)
+{
+	*file = NULL;
+	if (optind < argc)
+		*file = argv[optind++];
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return EXIT_OK;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	if (!(*s >= '0' && *s <= '9'))
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || *end || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* An output format name; AUTO is for readers only. */
+static int parse_out_format(const struct command *cmd, const char *name, enum bpfkit_format *fmt)
+{
+	int f = bpfkit_format_parse(name);
+	if (f <= BPFKIT_FMT_AUTO || f > BPFKIT_FMT_DOT) {
+		char list[128] = "";
+		for (int i = BPFKIT_FMT_ASM; i <= BPFKIT_FMT_DOT; i++) {
+			size_t used = strlen(list);
+			snprintf(list + used, sizeof list - used, "%s%s",
+				 i > BPFKIT_FMT_ASM ? ", " : "",
+				 bpfkit_format_name((enum bpfkit_format)i));
+		}
+		return usage_error(cmd, "%s format '%s' (formats: %s)",
+				   f == BPFKIT_FMT_AUTO ? "not an output" : "unknown", name, list);
+	}
+	*fmt = (enum bpfkit_format)f;
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* asm, disasm                                                         */
+
+static const char *const help_opt = "  -h, --help             show this help\n";
+
+/* Formats prog as fmt and writes it to out ("-"/NULL: standard output). */
+static int emit_program(const struct input *in, const struct bpfkit_prog *prog,
+			enum bpfkit_format fmt, const char *out)
+{
+	struct bpfkit_error err;
+	char *text;
+	size_t len;
+	if (bpfkit_prog_format(prog->insns, prog->len, fmt, NULL, &text, &len, &err) != 0)
+		return report(in, &err);
+	int rc = write_output(out, text, len);
+	bpfkit_free(NULL, text);
+	return rc;
+}
+
+/* The raw format is binary: never pour it onto a terminal. */
+static int check_binary_to_tty(const struct command *cmd, enum bpfkit_format fmt, const char *out)
+{
+	if (fmt == BPFKIT_FMT_RAW && is_stdio(out) && isatty(STDOUT_FILENO))
+		return usage_error(cmd, "refusing to write the binary raw format to a terminal; "
+				   "use -o FILE or redirect standard output");
+	return EXIT_OK;
+}
+
+/* asm and disasm share their options; they differ in how they read. */
+static int convert(const struct command *cmd, int argc, char **argv, enum bpfkit_format deflt,
+		   bool assemble)
+{
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	enum bpfkit_format fmt = deflt;
+	const char *out = NULL, *file;
+	int c, rc;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":f:o:h", longopts)) != -1) {
+		switch (c) {
+		case 'f':
+			if ((rc = parse_out_format(cmd, optarg, &fmt)) != EXIT_OK)
+				return rc;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			return show_help(cmd);
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if ((rc = file_operand(cmd, argc, argv, &file)) != EXIT_OK)
+		return rc;
+	if ((rc = check_binary_to_tty(cmd, fmt, out)) != EXIT_OK)
+		return rc;
+
+	struct input in;
+	if ((rc = read_input(file, &in)) != EXIT_OK)
+		return rc;
+	struct bpfkit_prog prog = {NULL, 0};
+	struct bpfkit_error err;
+	int r;
+	if (assemble)
+		r = bpfkit_asm(in.data, in.len, NULL, &prog, &err);
+	else
+		r = bpfkit_prog_read(in.data, in.len, BPFKIT_FMT_AUTO, NULL, &prog, NULL, &err);
+	rc = r != 0 ? report(&in, &err) : emit_program(&in, &prog, fmt, out);
+	bpfkit_prog_free(NULL, &prog);
+	free_input(&in);
+	return rc;
+}
+
+static int cmd_asm(const struct command *cmd, int argc, char **argv)
+{
+	return convert(cmd, argc, argv, BPFKIT_FMT_DDD, true);
+}
+
+static int cmd_disasm(const struct command *cmd, int argc, char **argv)
+{
+	return convert(cmd, argc, argv, BPFKIT_FMT_ASM, false);
+}
+
+/* ------------------------------------------------------------------ */
+/* check                                                               */
+
+static const struct {
+	const char *name;
+	enum bpfkit_vmode mode;
+	const char *rules;
+} modes[] = {
+	{"socket", BPFKIT_VALIDATE_SOCKET, "Linux SO_ATTACH_FILTER (ancillary loads allowed)"},
+	{"pcap", BPFKIT_VALIDATE_PCAP, "libpcap's bpf_validate"},
+	{"seccomp", BPFKIT_VALIDATE_SECCOMP,
+	 "Linux seccomp filters (loads from struct seccomp_data)"},
+};
+#define NMODES (sizeof modes / sizeof modes[0])
+
+/* Reads a program of any format from path; reports and returns an exit status. */
+static int load_program(const char *path, struct input *in, struct bpfkit_prog *prog)
+{
+	int rc = read_input(path, in);
+	if (rc != EXIT_OK)
+		return rc;
+	struct bpfkit_error err;
+	prog->insns = NULL;
+	prog->len = 0;
+	if (bpfkit_prog_read(in->data, in->len, BPFKIT_FMT_AUTO, NULL, prog, NULL, &err) != 0) {
+		rc = report(in, &err);
+		free_input(in);
+		return rc;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_check(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"mode", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	size_t mode = 0;
+	const char *file;
+	int c, rc;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":m:h", longopts)) != -1) {
+		switch (c) {
+		case 'm':
+			for (mode = 0; mode < NMODES && strcmp(modes[mode].name, optarg); mode++)
+				;
+			if (mode == NMODES)
+				return usage_error(cmd, "unknown mode '%s' (socket, pcap or "
+						   "seccomp)", optarg);
+			break;
+		case 'h':
+			return show_help(cmd);
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if ((rc = file_operand(cmd, argc, argv, &file)) != EXIT_OK)
+		return rc;
+	struct input in;
+	struct bpfkit_prog prog;
+	if ((rc = load_program(file, &in, &prog)) != EXIT_OK)
+		return rc;
+	struct bpfkit_error err;
+	if (bpfkit_validate(prog.insns, prog.len, modes[mode].mode, &err) == 0) {
+		printf("valid (%s): %zu instruction%s\n", modes[mode].name, prog.len,
+		       prog.len == 1 ? "" : "s");
+		rc = EXIT_OK;
+	} else {
+		rc = report(&in, &err);
+	}
+	bpfkit_prog_free(NULL, &prog);
+	free_input(&in);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* run                                                                 */
+
+/*
+ * Engines.  run executes the program; trace (NULL when the engine cannot)
+ * also reports every instruction.  An engine not built yet has run == NULL:
+ * adding one is one row.
+ */
+struct engine {
+	const char *name;
+	uint32_t (*run)(const struct bpfkit_prog *prog, const uint8_t *pkt, uint32_t caplen,
+			uint32_t wirelen, const struct bpfkit_meta *meta);
+	uint32_t (*trace)(const struct bpfkit_prog *prog, const uint8_t *pkt, uint32_t caplen,
+			  uint32_t wirelen, const struct bpfkit_meta *meta, bpfkit_trace_fn fn,
+			  void *ctx);
+	const char *what;
+};
+
+static uint32_t run_interp(const struct bpfkit_prog *prog, const uint8_t *pkt, uint32_t caplen,
+			   uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	return bpfkit_interp(prog->insns, prog->len, pkt, caplen, wirelen, meta);
+}
+
+static uint32_t trace_interp(const struct bpfkit_prog *prog, const uint8_t *pkt, uint32_t caplen,
+			     uint32_t wirelen, const struct bpfkit_meta *meta, bpfkit_trace_fn fn,
+			     void *ctx)
+{
+	return bpfkit_interp_trace(prog->insns, prog->len, pkt, caplen, wirelen, meta, fn, ctx);
+}
+
+static const struct engine engines[] = {
+	{"interp", run_interp, trace_interp, "the reference interpreter"},
+	{"fast", NULL, NULL, "the fast interpreter (not available yet)"},
+	{"jit", NULL, NULL, "the x86-64 JIT (not available yet)"},
+};
+#define NENGINES (sizeof engines / sizeof engines[0])
+
+/* --meta KEY=VALUE: the keys are bpf_asm's ancillary names. */
+static const struct {
+	const char *key;
+	size_t offset;
+} meta_fields[] = {
+	{"proto", offsetof(struct bpfkit_meta, protocol)},
+	{"type", offsetof(struct bpfkit_meta, pkttype)},
+	{"ifidx", offsetof(struct bpfkit_meta, ifindex)},
+	{"mark", offsetof(struct bpfkit_meta, mark)},
+	{"queue", offsetof(struct bpfkit_meta, queue)},
+	{"hatype", offsetof(struct bpfkit_meta, hatype)},
+	{"rxhash", offsetof(struct bpfkit_meta, rxhash)},
+	{"cpu", offsetof(struct bpfkit_meta, cpu)},
+	{"vlan_tci", offsetof(struct bpfkit_meta, vlan_tci)},
+	{"vlan_avail", offsetof(struct bpfkit_meta, vlan_avail)},
+	{"vlan_tpid", offsetof(struct bpfkit_meta, vlan_tpid)},
+	{"poff", offsetof(struct bpfkit_meta, pay_offset)},
+	{"rand", offsetof(struct bpfkit_meta, random)},
+	{"net_offset", offsetof(struct bpfkit_meta, net_offset)},
+};
+#define NMETA (sizeof meta_fields / sizeof meta_fields[0])
+
+static int parse_meta(const struct command *cmd, const char *arg, struct bpfkit_meta *meta)
+{
+	const char *eq = strchr(arg, '=');
+	if (!eq)
+		return usage_error(cmd, "--meta wants KEY=VALUE, got '%s'", arg);
+	size_t klen = (size_t)(eq - arg);
+	for (size_t i = 0; i < NMETA; i++) {
+		if (strlen(meta_fields[i].key) != klen || memcmp(meta_fields[i].key, arg, klen))
+			continue;
+		uint32_t v;
+		if (parse_u32(eq + 1, &v) != 0)
+			return usage_error(cmd, "--meta %.*s: '%s' is not a 32-bit number",
+					   (int)klen, arg, eq + 1);
+		memcpy((char *)meta + meta_fields[i].offset, &v, sizeof v);
+		return EXIT_OK;
+	}
+	return usage_error(cmd, "--meta: unknown key '%.*s'", (int)klen, arg);
+}
+
+static int hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Packet bytes from hex: groups of digit pairs separated by spaces or colons,
+ * each group optionally starting with 0x ("45000a", "45 00 0a", "45:00:0a",
+ * "0x45000a").  Returns the byte count, or -1 with *bad at the offending
+ * character.
+ */
+static long parse_hex(const char *s, uint8_t *out, const char **bad)
+{
+	long n = 0;
+	const char *p = s;
+	for (;;) {
+		while (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n')
+			p++;
+		if (!*p)
+			return n;
+		if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+			p += 2;
+		const char *start = p;
+		int hi, lo;
+		while ((hi = hex_digit((unsigned char)p[0])) >= 0 &&
+		       (lo = hex_digit((unsigned char)p[1])) >= 0) {
+			out[n++] = (uint8_t)(hi << 4 | lo);
+			p += 2;
+		}
+		if (p == start || (*p && *p != ' ' && *p != ':' && *p != '\t' && *p != '\n')) {
+			*bad = p;
+			return -1;
+		}
+	}
+}
+
+/*
+ * The trace: one line per executed instruction, its text taken from the
+ * program formatted once as bpf_asm (jump targets are labels L<index>), or
+ * from the tcpdump -d listing if that does not give one line per instruction.
+ */
+struct tracer {
+	char **lines; /* per instruction; NULL when no text could be made */
+	size_t n;
+};
+
+/* The text of one formatted line: no label or "(NNN)" index, blanks collapsed. */
+static char *instruction_text(const char *p, size_t n)
+{
+	const char *src = p, *end = p + n;
+	if (*src == '(') {
+		const char *close = memchr(src, ')', n);
+		if (close)
+			src = close + 1;
+	} else {
+		const char *q = src;
+		while (q < end && (*q == '_' || (*q >= '0' && *q <= '9') ||
+				   ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'z')))
+			q++;
+		if (q > src && q < end && *q == ':')
+			src = q + 1;
+	}
+	char *line = malloc(n + 1);
+	if (!line)
+		return NULL;
+	size_t o = 0;
+	for (; src < end; src++) {
+		bool blank = *src == ' ' || *src == '\t';
+		if (blank && (o == 0 || line[o - 1] == ' '))
+			continue;
+		line[o++] = blank ? ' ' : *src;
+	}
+	while (o > 0 && line[o - 1] == ' ')
+		o--;
+	line[o] = '\0';
+	return line;
+}
+
+/* Fills t->lines from prog formatted as fmt; false unless every instruction got a line. */
+static bool tracer_lines(struct tracer *t, const struct bpfkit_prog *prog, enum bpfkit_format fmt)
+{
+	char *text;
+	size_t len, i = 0;
+	struct bpfkit_error err;
+	if (bpfkit_prog_format(prog->insns, prog->len, fmt, NULL, &text, &len, &err) != 0)
+		return false;
+	for (char *p = text; i < prog->len && *p;) {
+		char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		size_t lead = strspn(p, " \t");
+		bool skip = lead >= n || p[lead] == ';' || p[lead] == '#';
+		if (!skip && !(t->lines[i++] = instruction_text(p, n)))
+			break;
+		p += n + (nl != NULL);
+	}
+	bpfkit_free(NULL, text);
+	if (i == prog->len && (i == 0 || t->lines[i - 1]))
+		return true;
+	for (size_t j = 0; j < prog->len; j++) {
+		free(t->lines[j]);
+		t->lines[j] = NULL;
+	}
+	return false;
+}
+
+static void tracer_init(struct tracer *t, const struct bpfkit_prog *prog)
+{
+	t->n = prog->len;
+	t->lines = calloc(prog->len ? prog->len : 1, sizeof *t->lines);
+	if (t->lines && !tracer_lines(t, prog, BPFKIT_FMT_ASM))
+		tracer_lines(t, prog, BPFKIT_FMT_LISTING);
+}
+
+static void tracer_free(struct tracer *t)
+{
+	for (size_t i = 0; t->lines && i < t->n; i++)
+		free(t->lines[i]);
+	free(t->lines);
+}
+
+static void trace_line(void *ctx, const struct bpfkit_trace *tr)
+{
+	const struct tracer *t = ctx;
+	char raw[64];
+	const char *text = tr->pc < t->n && t->lines && t->lines[tr->pc] ? t->lines[tr->pc] : NULL;
+	if (!text) {
+		snprintf(raw, sizeof raw, "{ 0x%02x, %u, %u, 0x%08x }", tr->insn.code, tr->insn.jt,
+			 tr->insn.jf, tr->insn.k);
+		text = raw;
+	}
+	printf("%4zu: %-32s A=0x%08x X=0x%08x", tr->pc, text, tr->a, tr->x);
+	if (tr->done)
+		printf("  -> return %u", tr->ret);
+	else if (tr->branch == 1)
+		printf("  -> jt %zu", tr->pc + 1 + tr->insn.jt);
+	else if (tr->branch == 0)
+		printf("  -> jf %zu", tr->pc + 1 + tr->insn.jf);
+	else if (tr->insn.code == (BPFKIT_JMP | BPFKIT_JA))
+		printf("  -> %zu", tr->pc + 1 + (size_t)tr->insn.k);
+	putchar('\n');
+}
+
+enum { OPT_META = 256, OPT_LINUX };
+
+static int cmd_run(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"engine", required_argument, NULL, 'e'},
+		{"program", required_argument, NULL, 'p'},
+		{"hex", required_argument, NULL, 'x'},
+		{"wirelen", required_argument, NULL, 'L'},
+		{"caplen", required_argument, NULL, 'c'},
+		{"trace", no_argument, NULL, 't'},
+		{"meta", required_argument, NULL, OPT_META},
+		{"linux", no_argument, NULL, OPT_LINUX},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const struct engine *engine = &engines[0];
+	const char *progfile = NULL, *hex = NULL, *wirelen_arg = NULL, *caplen_arg = NULL;
+	bool trace = false, linux_sem = false;
+	struct bpfkit_meta meta;
+	memset(&meta, 0, sizeof meta);
+	int c, rc;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":e:p:x:L:c:th", longopts)) != -1) {
+		switch (c) {
+		case 'e':
+			engine = NULL;
+			for (size_t i = 0; i < NENGINES; i++)
+				if (strcmp(engines[i].name, optarg) == 0)
+					engine = &engines[i];
+			if (!engine)
+				return usage_error(cmd, "unknown engine '%s'", optarg);
+			break;
+		case 'p': progfile = optarg; break;
+		case 'x': hex = optarg; break;
+		case 'L': wirelen_arg = optarg; break;
+		case 'c': caplen_arg = optarg; break;
+		case 't': trace = true; break;
+		case OPT_META:
+			if ((rc = parse_meta(cmd, optarg, &meta)) != EXIT_OK)
+				return rc;
+			linux_sem = true;
+			break;
+		case OPT_LINUX: linux_sem = true; break;
+		case 'h':
+			return show_help(cmd);
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!progfile)
+		return usage_error(cmd, "missing -p PROGFILE");
+	if (!hex)
+		return usage_error(cmd, "missing -x HEXBYTES");
+	if (!engine->run)
+		return usage_error(cmd, "engine '%s' is not available yet", engine->name);
+	if (trace && !engine->trace)
+		return usage_error(cmd, "engine '%s' cannot trace; use -e interp", engine->name);
+
+	uint8_t *pkt = malloc(strlen(hex) / 2 + 1);
+	if (!pkt)
+		return input_error("-x", "out of memory");
+	const char *bad = NULL;
+	long got = parse_hex(hex, pkt, &bad);
+	if (got < 0 || got > (long)UINT32_MAX) {
+		free(pkt);
+		return usage_error(cmd, "-x: bad hex at character %ld of '%s' (want pairs of hex "
+				   "digits, optionally separated by spaces or colons)",
+				   (long)(bad - hex) + 1, hex);
+	}
+	uint32_t caplen = (uint32_t)got, wirelen = (uint32_t)got;
+	rc = EXIT_OK;
+	if (caplen_arg && (parse_u32(caplen_arg, &caplen) != 0 || caplen > (uint32_t)got))
+		rc = usage_error(cmd, "-c: '%s' is not a length from 0 to %ld (the bytes given)",
+				 caplen_arg, got);
+	else if (wirelen_arg && (parse_u32(wirelen_arg, &wirelen) != 0 || wirelen < caplen))
+		rc = usage_error(cmd, "-L: '%s' is not a wire length of at least %u (the captured "
+				 "bytes)", wirelen_arg, caplen);
+	if (rc != EXIT_OK) {
+		free(pkt);
+		return rc;
+	}
+
+	struct input in;
+	struct bpfkit_prog prog;
+	if ((rc = load_program(progfile, &in, &prog)) != EXIT_OK) {
+		free(pkt);
+		return rc;
+	}
+	const struct bpfkit_meta *m = linux_sem ? &meta : NULL;
+	uint32_t ret;
+	if (trace) {
+		struct tracer t;
+		tracer_init(&t, &prog);
+		ret = engine->trace(&prog, pkt, caplen, wirelen, m, trace_line, &t);
+		tracer_free(&t);
+	} else {
+		ret = engine->run(&prog, pkt, caplen, wirelen, m);
+	}
+	printf("%u\n", ret);
+	if (fflush(stdout) != 0)
+		rc = input_error("<stdout>", "%s", strerror(errno));
+	bpfkit_prog_free(NULL, &prog);
+	free_input(&in);
+	free(pkt);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands not built yet, help                                        */
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+static int cmd_unavailable(const struct command *cmd, int argc, char **argv)
+{
+	if (wants_help(argc, argv))
+		return show_help(cmd);
+	fprintf(stderr, "bpfkit: %s: not implemented yet (coming with the filter compiler / "
+		"capture support)\n", cmd->name);
+	return EXIT_USAGE;
+}
+
+static void print_overview(FILE *f);
+
+static int cmd_help(const struct command *self, int argc, char **argv)
+{
+	if (argc < 2) {
+		print_overview(stdout);
+		return EXIT_OK;
+	}
+	if (argc > 2)
+		return usage_error(self, "help takes one command name");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return show_help(self);
+	const struct command *cmd = find_command(argv[1]);
+	if (!cmd)
+		return usage_error(NULL, "unknown command '%s'", argv[1]);
+	return show_help(cmd);
+}
+
+static const char *const not_yet =
+	"Not available yet in this version (coming with the filter compiler / capture\n"
+	"support): running it exits with status 2.\n";
+
+static const struct command commands[] = {
+	{"help", cmd_help, "[COMMAND]", "show the commands, or one command's usage",
+	 "Shows the list of commands, or the usage of COMMAND.\n", 0},
+	{"asm", cmd_asm, "[-f FORMAT] [-o OUT] [FILE]", "assemble bpf_asm source",
+	 "Assembles bpf_asm source read from FILE (standard input when FILE is - or\n"
+	 "absent) and writes the program in FORMAT.\n\n"
+	 "options:\n"
+	 "  -f, --format FORMAT    output format (default ddd)\n"
+	 "  -o, --output OUT       write to OUT, replaced only when all went well\n"
+	 "                         (default, or -: standard output)\n",
+	 HELP_FORMATS},
+	{"disasm", cmd_disasm, "[-f FORMAT] [-o OUT] [FILE]", "convert a program between formats",
+	 "Reads a program in any format (detected from the content) from FILE\n"
+	 "(standard input when FILE is - or absent) and writes it in FORMAT.\n\n"
+	 "options:\n"
+	 "  -f, --format FORMAT    output format (default asm)\n"
+	 "  -o, --output OUT       write to OUT, replaced only when all went well\n"
+	 "                         (default, or -: standard output)\n",
+	 HELP_FORMATS},
+	{"check", cmd_check, "[-m socket|pcap|seccomp] [FILE]", "validate a program",
+	 "Reads a program in any format from FILE (standard input when FILE is - or\n"
+	 "absent) and validates it.  Prints \"valid (MODE): N instructions\" and exits 0,\n"
+	 "or names the first broken rule and its instruction and exits 1.\n\n"
+	 "options:\n"
+	 "  -m, --mode MODE        rules to check against (default socket)\n",
+	 HELP_MODES},
+	{"run", cmd_run,
+	 "[-e ENGINE] -p PROGFILE -x HEXBYTES [-L WIRELEN] [-c CAPLEN] [-t]\n"
+	 "                  [--linux] [--meta KEY=VALUE]...",
+	 "run a program on one packet",
+	 "Runs the program in PROGFILE (any format; - is standard input) on one packet\n"
+	 "and prints its return value in decimal as the last line.  Without --meta or\n"
+	 "--linux the run has libpcap's semantics (no ancillary loads); with either,\n"
+	 "Linux's (ancillary loads read the metadata, unset keys are 0).\n\n"
+	 "options:\n"
+	 "  -e, --engine ENGINE    engine to run (default interp)\n"
+	 "  -p, --program FILE     the program\n"
+	 "  -x, --hex HEXBYTES     the packet bytes in hex: pairs of digits, optionally\n"
+	 "                         separated by spaces or colons, optional 0x\n"
+	 "  -L, --wirelen N        wire length (default: the number of bytes given;\n"
+	 "                         may be larger)\n"
+	 "  -c, --caplen N         use only the first N bytes as captured (default all)\n"
+	 "  -t, --trace            first print each executed instruction: index,\n"
+	 "                         instruction, A and X after it, and the branch taken\n"
+	 "      --meta KEY=VALUE   set a Linux metadata field (repeatable)\n"
+	 "      --linux            Linux semantics with all metadata zero\n",
+	 HELP_ENGINES | HELP_META},
+	{"compile", cmd_unavailable,
+	 "[-l LINKTYPE] [-s SNAPLEN] [-O0|-O1|-O2] [-f FORMAT]\n"
+	 "                      [-F EXPRFILE] [--] EXPRESSION...",
+	 "compile a filter expression (not available yet)",
+	 "Compiles a pcap filter expression into a classic BPF program.\n\n", 0},
+	{"filter", cmd_unavailable,
+	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-l LINKTYPE] [-O0]\n"
+	 "                     (-p PROGFILE | EXPRESSION...)",
+	 "filter a capture (not available yet)",
+	 "Filters the packets of a pcap or pcapng capture.\n\n", 0},
+	{"gen", cmd_unavailable, "[-l LINKTYPE] [-n COUNT] [-S SEED] -w OUT",
+	 "generate a capture (not available yet)", "Generates a capture of made-up packets.\n\n",
+	 0},
+	{"bench", cmd_unavailable, "[-r CAPTURE] [--tsv] [EXPRESSION...]",
+	 "time filters against libpcap (not available yet)",
+	 "Times each filter on each engine and beside libpcap.\n\n", 0},
+	{"multi", cmd_unavailable,
+	 "-f RULES [-r IN] [-e ENGINE] [--counts | --matches | --split DIR]",
+	 "match many rules at once (not available yet)",
+	 "Finds every rule that matches each packet of a capture.\n\n", 0},
+};
+static const size_t ncommands = sizeof commands / sizeof commands[0];
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void print_overview(FILE *f)
+{
+	fprintf(f, "usage: bpfkit COMMAND [OPTIONS] [ARGS]\n"
+		"       bpfkit help COMMAND | bpfkit COMMAND --help | bpfkit --version\n\n"
+		"bpfkit %s - a classic BPF toolchain.\n\ncommands:\n", BPFKIT_VERSION);
+	for (size_t i = 0; i < ncommands; i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nExit status: 0 success, 1 bad input, 2 bad usage.\n", f);
+}
+
+static void print_formats(void)
+{
+	puts("\nformats (FORMAT; input formats are detected from the content):");
+	for (int f = BPFKIT_FMT_ASM; f <= BPFKIT_FMT_DOT; f++) {
+		static const char *const what[] = {
+			[BPFKIT_FMT_ASM] = "bpf_asm source with labels",
+			[BPFKIT_FMT_LISTING] = "tcpdump -d listing",
+			[BPFKIT_FMT_C] = "tcpdump -dd C array",
+			[BPFKIT_FMT_DDD] = "tcpdump -ddd: the count, then code jt jf k per line",
+			[BPFKIT_FMT_IPTABLES] = "xt_bpf: N,code jt jf k,code jt jf k,...",
+			[BPFKIT_FMT_RAW] = "binary struct sock_filter array, host byte order",
+			[BPFKIT_FMT_JSON] = "JSON",
+			[BPFKIT_FMT_DOT] = "Graphviz control-flow graph (output only)",
+		};
+		printf("  %-9s %s\n", bpfkit_format_name((enum bpfkit_format)f), what[f]);
+	}
+}
+
+/* "bpfkit help CMD", "bpfkit CMD --help": usage, options and the tables they use. */
+static int show_help(const struct command *cmd)
+{
+	printf("usage: bpfkit %s %s\n\n%s", cmd->name, cmd->synopsis, cmd->help);
+	if (cmd->run == cmd_unavailable)
+		fputs(not_yet, stdout);
+	else if (cmd->run != cmd_help)
+		fputs(help_opt, stdout);
+	if (cmd->sections & HELP_FORMATS)
+		print_formats();
+	if (cmd->sections & HELP_MODES) {
+		puts("\nmodes (-m):");
+		for (size_t i = 0; i < NMODES; i++)
+			printf("  %-9s %s%s\n", modes[i].name, modes[i].rules,
+			       i == 0 ? " (default)" : "");
+	}
+	if (cmd->sections & HELP_ENGINES) {
+		puts("\nengines (-e):");
+		for (size_t i = 0; i < NENGINES; i++)
+			printf("  %-9s %s%s\n", engines[i].name, engines[i].what,
+			       i == 0 ? " (default)" : "");
+	}
+	if (cmd->sections & HELP_META) {
+		fputs("\nmetadata keys (--meta):", stdout);
+		for (size_t i = 0; i < NMETA; i++)
+			printf("%s%s", i % 7 == 0 ? "\n  " : " ", meta_fields[i].key);
+		putchar('\n');
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_overview(stderr);
+		return EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+		return cmd_help(&commands[0], 1, argv + 1);
+	if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+		printf("bpfkit %s\n", BPFKIT_VERSION);
+		return EXIT_OK;
+	}
+	const struct command *cmd = find_command(name);
+	if (cmd)
+		return cmd->run(cmd, argc - 1, argv + 1);
+	if (name[0] == '-')
+		return usage_error(NULL, "unknown option '%s'", name);
+	return usage_error(NULL, "unknown command '%s'", name);
+}
