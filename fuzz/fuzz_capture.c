@@ -92,7 +92,8 @@ static void collect(struct bpfkit_capture *c, struct list *l, const uint8_t *lo,
 	struct bpfkit_packet p;
 	int r;
 	while ((r = bpfkit_capture_next(c, &p, &l->err)) == 1) {
-		if (lo && (p.data < lo || p.caplen > size || p.data - lo > (long)(size - p.caplen)))
+		if (lo && (p.data < lo || p.caplen > size ||
+			   p.data - lo > (long)(size - p.caplen)))
 			abort();
 		if (l->n == l->cap) {
 			l->cap = l->cap ? l->cap * 2 : 16;
@@ -160,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct list mem = {0}, str = {0};
 	struct bpfkit_capture *c;
 	struct bpfkit_error err;
-	unsigned flags = size > 0 && (data[size - 1] & 1) ? BPFKIT_CAPTURE_TRUNCATE_TO_SNAPLEN : 0;
+	unsigned flags = size > 0 && (data[size - 1] & 1) ? BPFKIT_CAPTURE_STRICT_SNAPLEN : 0;
 
 	bpfkit_capture_open_mem(data, size, flags, NULL, &c, &mem.err);
 	collect(c, &mem, data, size);
@@ -191,7 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mem.hdr.format == BPFKIT_CAPTURE_PCAP &&
 		    (back.hdr.snaplen != mem.hdr.snaplen ||
 		     back.hdr.linktype_field != mem.hdr.linktype_field ||
-		     back.hdr.ts_units != mem.hdr.ts_units || back.hdr.thiszone != mem.hdr.thiszone ||
+		     back.hdr.ts_units != mem.hdr.ts_units ||
+		     back.hdr.thiszone != mem.hdr.thiszone ||
 		     back.hdr.sigfigs != mem.hdr.sigfigs))
 			abort();
 		list_free(&back);
@@ -207,7 +209,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (back.end != 0 || back.n != mem.n)
 				abort();
 			for (size_t i = 0; i < mem.n; i++) {
-				const struct bpfkit_packet *a = &mem.v[i].view, *b = &back.v[i].view;
+				const struct bpfkit_packet *a = &mem.v[i].view;
+				const struct bpfkit_packet *b = &back.v[i].view;
 				int64_t sa, sb;
 				uint64_t fa, fb;
 				normalize(a, &sa, &fa);

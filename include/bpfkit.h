@@ -280,11 +280,13 @@ enum bpfkit_capture_format {
 /* Reader flags. */
 enum {
 	/*
-	 * A record whose caplen exceeds the snaplen keeps its first snaplen
-	 * bytes (the rest is skipped), as libpcap does.  Without it such a
-	 * record is an error.
+	 * By default a record whose caplen exceeds its snaplen (but not 262144)
+	 * keeps its first snaplen bytes, as libpcap does, so packets and verdicts
+	 * match libpcap's; beyond 262144 it is an error.  With this flag any
+	 * caplen above the snaplen is an error.  (pcapng: always an error, as
+	 * in libpcap.)
 	 */
-	BPFKIT_CAPTURE_TRUNCATE_TO_SNAPLEN = 1
+	BPFKIT_CAPTURE_STRICT_SNAPLEN = 1
 };
 
 /* The file header (pcap) or first section header (pcapng). */
@@ -397,6 +399,14 @@ BPFKIT_API int bpfkit_capture_writer_open_fd(const struct bpfkit_capture_header 
 /* Appends one packet (buffered).  pcap refuses another link type or caplen > snaplen. */
 BPFKIT_API int bpfkit_capture_write(struct bpfkit_capture_writer *w,
 				    const struct bpfkit_packet *pkt, struct bpfkit_error *err);
+/*
+ * pcapng: writes the IDB of ifc now unless one for it exists (pcap: nothing).
+ * libpcap refuses a pcapng file without any IDB, so a caller whose output may
+ * hold no packets declares the input's first interface before closing.
+ */
+BPFKIT_API int bpfkit_capture_writer_iface(struct bpfkit_capture_writer *w,
+					   const struct bpfkit_capture_iface *ifc,
+					   struct bpfkit_error *err);
 /* Flushes and frees (always frees); -1 when a write failed, now or before. */
 BPFKIT_API int bpfkit_capture_writer_close(struct bpfkit_capture_writer *w,
 					   struct bpfkit_error *err);

@@ -334,7 +334,7 @@ static uint32_t asm_number(struct asm_state *st, uint32_t max)
 		struct asm_tok *d = asm_peek(st, 0);
 		if (d->kind != TK_NUM || d->text != t.text + 1)
 			asm_fail_tok(st, d, t.text[0] == '-' ? "expected digits after '-', found "
-							     : "expected digits after '+', found ", "");
+				     : "expected digits after '+', found ", "");
 		neg = t.text[0] == '-';
 		t = asm_next(st);
 	}
@@ -380,8 +380,8 @@ static uint32_t asm_number(struct asm_state *st, uint32_t max)
 	}
 	if (v > max)
 		asm_fail(st, first.line, first.col, asm_clamp(span),
-			 "number '%.*s' out of range (largest is %lu)", asm_shown(span), first.text,
-			 (unsigned long)max);
+			 "number '%.*s' out of range (largest is %lu)", asm_shown(span),
+			 first.text, (unsigned long)max);
 	return (uint32_t)v;
 }
 
@@ -598,7 +598,8 @@ static void asm_operand(struct asm_state *st, struct asm_opnd *o)
 				o->shape = SH_ANC;
 			else
 				asm_fail(st, name.line, name.col, asm_clamp(name.len),
-					 "unknown extension '#%.*s'", asm_shown(name.len), name.text);
+					 "unknown extension '#%.*s'", asm_shown(name.len),
+					 name.text);
 		} else {
 			o->k = asm_number(st, UINT32_MAX);
 			o->shape = SH_IMM;
@@ -747,8 +748,8 @@ static void asm_instr(struct asm_state *st)
 		if (o.shape == SH_NONE)
 			asm_fail(st, o.line, o.col, 1, "'%s' needs an operand", name);
 		if (o.shape == SH_X && strcmp(fam.canon, "ret") == 0)
-			asm_fail(st, o.line, o.col, o.span,
-				 "'ret x' is not a classic BPF instruction (write .insn 0x0e, 0, 0, 0)");
+			asm_fail(st, o.line, o.col, o.span, "'ret x' is not a classic BPF "
+				 "instruction (write .insn 0x0e, 0, 0, 0)");
 		asm_fail(st, o.line, o.col, o.span, "bad operand for '%s'", name);
 	}
 	in.code = row->code;
@@ -854,11 +855,13 @@ static void asm_resolve(struct asm_state *st)
 			if (tg->kind == TG_LABEL) {
 				struct asm_label *l = asm_label_find(st, tg->name, tg->len);
 				if (!l)
-					asm_fail(st, tg->line, tg->col, tg->span, "unknown label '%.*s'",
-						 asm_shown(tg->len), tg->name);
+					asm_fail(st, tg->line, tg->col, tg->span,
+						 "unknown label '%.*s'", asm_shown(tg->len),
+						 tg->name);
 				if (l->index <= i)
 					asm_fail(st, tg->line, tg->col, tg->span,
-						 "backward jump to '%.*s'", asm_shown(tg->len), tg->name);
+						 "backward jump to '%.*s'", asm_shown(tg->len),
+						 tg->name);
 				if (l->index >= n)
 					asm_fail(st, tg->line, tg->col, tg->span,
 						 "label '%.*s' is past the last instruction",
@@ -867,8 +870,8 @@ static void asm_resolve(struct asm_state *st)
 				tg->index = l->index;
 			} else if (tg->kind == TG_NEXT) {
 				if (i + 1 >= n)
-					asm_fail(st, tg->line, tg->col, tg->span,
-						 "the jump falls through past the last instruction");
+					asm_fail(st, tg->line, tg->col, tg->span, "the jump "
+						 "falls through past the last instruction");
 				tg->kind = TG_INDEX;
 				tg->index = i + 1;
 			} else if (tg->kind == TG_OFFSET) {
@@ -883,41 +886,46 @@ static void asm_resolve(struct asm_state *st)
 }
 
 /*
- * Relaxation: a conditional jump side whose target is more than 255
- * instructions ahead jumps instead to a `ja` trampoline placed right after
- * the jump (true side's first, then false side's).  Inserting trampolines
- * only moves targets further away, so marking sides is monotone and the loop
- * ends; each round marks every side that is still too far.
+ * Far jumps (relaxation): a conditional jump side whose target is more than
+ * 255 instructions ahead jumps instead to a `ja` trampoline placed right
+ * after the jump (the true side's first, then the false side's).  Inserting
+ * trampolines only moves targets further away, and a jump's offsets depend
+ * only on the trampolines of the instructions between it and its targets,
+ * which all come later.  So one pass from the last instruction back decides
+ * every jump exactly once, with all the insertions it depends on known: the
+ * fixed point that relaxing until stable would reach, in linear time.
+ * sfx[i] counts the trampolines of instructions i..n-1.
  */
 static void asm_relax(struct asm_state *st)
 {
 	size_t n = st->insns.len;
 	if (n + 1 > SIZE_MAX / sizeof *st->pos)
 		asm_oom(st);
+	size_t *sfx = mem_arena_alloc(&st->arena, (n + 1) * sizeof *sfx);
 	st->pos = mem_arena_alloc(&st->arena, (n + 1) * sizeof *st->pos);
-	if (!st->pos)
+	if (!sfx || !st->pos)
 		asm_oom(st);
-	size_t *pos = st->pos;
-	for (bool changed = true; changed;) {
-		pos[0] = 0;
-		for (size_t i = 0; i < n; i++) {
-			unsigned t = st->meta[i].tramp;
-			pos[i + 1] = pos[i] + 1 + (t & 1) + (t >> 1 & 1);
-		}
-		changed = false;
-		for (size_t i = 0; i < n; i++) {
-			struct asm_meta *m = &st->meta[i];
-			if (m->jump != J_COND)
-				continue;
-			for (int s = 0; s < 2; s++)
-				if (m->tg[s].kind == TG_INDEX && !(m->tramp & (1u << s)) &&
-				    pos[m->tg[s].index] - pos[i] - 1 > 255) {
+	sfx[n] = 0;
+	for (size_t i = n; i-- > 0;) {
+		struct asm_meta *m = &st->meta[i];
+		unsigned own = 0;
+		/* A second round: the false side's trampoline pushes the true side. */
+		for (int round = 0; round < 2 && m->jump == J_COND; round++)
+			for (int s = 0; s < 2; s++) {
+				const struct asm_target *tg = &m->tg[s];
+				if (tg->kind != TG_INDEX || (m->tramp & (1u << s)))
+					continue;
+				size_t t = tg->index;
+				if (t - i - 1 + (sfx[i + 1] - sfx[t]) + own > 255) {
 					m->tramp |= (uint8_t)(1u << s);
-					changed = true;
+					own++;
 				}
-		}
+			}
+		sfx[i] = sfx[i + 1] + own;
 	}
-	if (pos[n] > UINT32_MAX)
+	for (size_t i = 0; i <= n; i++)
+		st->pos[i] = i + (sfx[0] - sfx[i]);
+	if (st->pos[n] > UINT32_MAX)
 		asm_fail(st, 1, 1, 1, "program too large");
 }
 
@@ -943,8 +951,9 @@ static void asm_output(struct asm_state *st, struct bpfkit_prog *out)
 				size_t off;
 				if (m->tramp & (1u << s)) {
 					off = slot - p - 1;
-					v[slot] = (struct bpfkit_insn){BPFKIT_JMP | BPFKIT_JA, 0, 0,
-						(uint32_t)(pos[tg->index] - slot - 1)};
+					uint32_t k = (uint32_t)(pos[tg->index] - slot - 1);
+					v[slot] = (struct bpfkit_insn){BPFKIT_JMP | BPFKIT_JA,
+								       0, 0, k};
 					slot++;
 				} else {
 					off = pos[tg->index] - p - 1;

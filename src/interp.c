@@ -488,7 +488,8 @@ done:
 }
 
 BPFKIT_API uint32_t bpfkit_interp(const struct bpfkit_insn *insns, size_t n, const uint8_t *pkt,
-				  uint32_t caplen, uint32_t wirelen, const struct bpfkit_meta *meta)
+				  uint32_t caplen, uint32_t wirelen,
+				  const struct bpfkit_meta *meta)
 {
 	const struct packet p = {pkt, caplen, wirelen, meta};
 	return run_prog(insns, n, &p, NULL, NULL);

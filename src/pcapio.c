@@ -41,6 +41,7 @@
 #define NG_OPT_TSOFFSET 14
 #define NG_MAX_IFACES 65536
 
+#define LIBPCAP_MAX_SNAPLEN 262144u
 #define READ_BUF_INITIAL (256u << 10)
 #define WRITE_BUF_SIZE (256u << 10)
 
@@ -71,9 +72,6 @@ struct bpfkit_capture {
 	size_t nifaces, capifaces;
 	uint32_t section;
 	uint64_t packets;
-	uint32_t pending_skip;        /* tail of a record cut to the snaplen, skipped next call */
-	uint32_t pending_caplen;
-	long long pending_off;
 };
 
 /* ---- byte order ---- */
@@ -235,20 +233,14 @@ static int fill(struct bpfkit_capture *c, size_t n, struct bpfkit_error *err)
 	return 1;
 }
 
-/* Consumes n available bytes without looking at them (for skipped record tails). */
-static int skip(struct bpfkit_capture *c, uint64_t n, struct bpfkit_error *err)
+/*
+ * A record longer than its snaplen: libpcap keeps the first snaplen bytes when
+ * caplen is at most its usual maximum (262144) and refuses it beyond; so do we,
+ * unless the caller asked for BPFKIT_CAPTURE_STRICT_SNAPLEN.
+ */
+static bool too_long(const struct bpfkit_capture *c, uint32_t caplen)
 {
-	while (n > 0) {
-		if (avail(c) == 0) {
-			int r = fill(c, 1, err);
-			if (r <= 0)
-				return r;
-		}
-		size_t k = avail(c) < n ? avail(c) : (size_t)n;
-		c->pos += k;
-		n -= k;
-	}
-	return 1;
+	return (c->flags & BPFKIT_CAPTURE_STRICT_SNAPLEN) || caplen > LIBPCAP_MAX_SNAPLEN;
 }
 
 static bool add_iface(struct bpfkit_capture *c, const struct bpfkit_capture_iface *ifc)
@@ -313,22 +305,8 @@ static int pcap_open(struct bpfkit_capture *c, uint32_t magic, struct bpfkit_err
 static int pcap_next(struct bpfkit_capture *c, struct bpfkit_packet *pkt,
 		     struct bpfkit_error *err)
 {
-	int r;
-	if (c->pending_skip) {
-		/* Skipped here, not in the previous call, so that call's view stayed valid. */
-		r = skip(c, c->pending_skip, err);
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			error_offset(err, c->pending_off, "truncated record: caplen %u but fewer "
-				     "bytes present, after %llu packets", c->pending_caplen,
-				     (unsigned long long)c->packets - 1);
-			return -1;
-		}
-		c->pending_skip = 0;
-	}
 	long long off = here(c);
-	r = fill(c, PCAP_REC_LEN, err);
+	int r = fill(c, PCAP_REC_LEN, err);
 	if (r < 0)
 		return -1;
 	if (r == 0) {
@@ -350,14 +328,14 @@ static int pcap_next(struct bpfkit_capture *c, struct bpfkit_packet *pkt,
 		return -1;
 	}
 	if (snaplen != 0 && caplen > snaplen) {
-		if (!(c->flags & BPFKIT_CAPTURE_TRUNCATE_TO_SNAPLEN)) {
+		if (too_long(c, caplen)) {
 			error_offset(err, off + 8, "record caplen %u exceeds the snaplen %u",
 				     caplen, snaplen);
 			return -1;
 		}
 		keep = snaplen;
 	}
-	r = fill(c, PCAP_REC_LEN + (size_t)keep, err);
+	r = fill(c, PCAP_REC_LEN + (size_t)caplen, err);
 	if (r < 0)
 		return -1;
 	if (r == 0) {
@@ -377,10 +355,7 @@ static int pcap_next(struct bpfkit_capture *c, struct bpfkit_packet *pkt,
 	pkt->linktype = c->hdr.linktype;
 	pkt->iface = &c->ifaces[0];
 	pkt->offset = off;
-	c->pos += PCAP_REC_LEN + (size_t)keep;
-	c->pending_skip = caplen - keep;
-	c->pending_caplen = caplen;
-	c->pending_off = off;
+	c->pos += PCAP_REC_LEN + (size_t)caplen;
 	return 1;
 }
 
@@ -415,7 +390,7 @@ static int ng_section(struct bpfkit_capture *c, const uint8_t *p, long long off,
 		      struct bpfkit_error *err)
 {
 	uint16_t major = rd16(c->big, p + 12), minor = rd16(c->big, p + 14);
-	if (major != 1 || minor != 0) {
+	if (major != 1 || (minor != 0 && minor != 2)) {   /* libpcap reads 1.2 as 1.0 */
 		error_offset(err, off + 12, "unknown pcapng version %u.%u", major, minor);
 		return -1;
 	}
@@ -480,19 +455,6 @@ static int ng_interface(struct bpfkit_capture *c, const uint8_t *p, uint32_t ble
 	return 0;
 }
 
-/* The snaplen rule shared by EPB and PB: how many of caplen bytes to keep; -1 when an error. */
-static long long ng_keep(struct bpfkit_capture *c, uint32_t caplen, uint32_t snaplen,
-			 long long field_off, struct bpfkit_error *err)
-{
-	if (snaplen == 0 || caplen <= snaplen)
-		return caplen;
-	if (c->flags & BPFKIT_CAPTURE_TRUNCATE_TO_SNAPLEN)
-		return snaplen;
-	error_offset(err, field_off, "packet caplen %u exceeds the interface's snaplen %u", caplen,
-		     snaplen);
-	return -1;
-}
-
 static void ng_timestamp(const struct bpfkit_capture_iface *ifc, uint64_t t,
 			 struct bpfkit_packet *pkt)
 {
@@ -538,10 +500,13 @@ static int ng_packet(struct bpfkit_capture *c, uint32_t type, const uint8_t *p, 
 				     blen - 32);
 			return -1;
 		}
-		long long keep = ng_keep(c, caplen, ifc->snaplen, off + 20, err);
-		if (keep < 0)
+		/* Unlike pcap, libpcap refuses these in pcapng, whatever the size. */
+		if (ifc->snaplen != 0 && caplen > ifc->snaplen) {
+			error_offset(err, off + 20,
+				     "packet caplen %u exceeds the interface's snaplen %u", caplen,
+				     ifc->snaplen);
 			return -1;
-		caplen = (uint32_t)keep;
+		}
 		pkt->wirelen = rd32(big, p + 24);
 		ng_timestamp(ifc, (uint64_t)rd32(big, p + 12) << 32 | rd32(big, p + 16), pkt);
 		pkt->data = p + 28;
@@ -1091,29 +1056,11 @@ static bool same_iface(const struct writer_iface *a, const struct writer_iface *
 	       x->fcslen == y->fcslen && x->tsoffset == y->tsoffset;
 }
 
-/* The output interface id for pkt's interface, writing its IDB the first time; -1 on error. */
-static long long ng_iface_id(struct bpfkit_capture_writer *w, const struct bpfkit_packet *pkt,
-			     struct bpfkit_error *err)
+/* The output id of interface key, writing its IDB the first time; -1 on error. */
+static long long ng_iface_lookup(struct bpfkit_capture_writer *w, const struct writer_iface *k,
+				 struct bpfkit_error *err)
 {
-	struct writer_iface key = {0};
-	if (pkt->iface) {
-		key.section = pkt->iface->section;
-		key.index = pkt->iface->index;
-		key.info = *pkt->iface;
-	} else {
-		int res = units_tsresol(pkt->ts_units);
-		if (res < 0) {
-			error_set(err, "packet %llu: resolution 1/%llu s has no pcapng form",
-				  (unsigned long long)w->packets + 1,
-				  (unsigned long long)pkt->ts_units);
-			return -1;
-		}
-		key.anonymous = true;
-		key.info = (struct bpfkit_capture_iface){
-			.linktype = pkt->linktype, .ts_units = pkt->ts_units,
-			.tsresol = (uint8_t)res, .fcslen = -1,
-		};
-	}
+	struct writer_iface key = *k;
 	if (w->last < w->nifaces && same_iface(&w->ifaces[w->last], &key))
 		return (long long)w->last;
 	for (size_t i = 0; i < w->nifaces; i++) {
@@ -1141,6 +1088,56 @@ static long long ng_iface_id(struct bpfkit_capture_writer *w, const struct bpfki
 	w->ifaces[w->nifaces] = key;
 	w->last = w->nifaces;
 	return (long long)w->nifaces++;
+}
+
+static struct writer_iface iface_key(const struct bpfkit_capture_iface *ifc)
+{
+	struct writer_iface key = {.section = ifc->section, .index = ifc->index, .info = *ifc};
+	return key;
+}
+
+/* The output interface id for pkt's interface, writing its IDB the first time; -1 on error. */
+static long long ng_iface_id(struct bpfkit_capture_writer *w, const struct bpfkit_packet *pkt,
+			     struct bpfkit_error *err)
+{
+	struct writer_iface key = {0};
+	if (pkt->iface) {
+		key = iface_key(pkt->iface);
+	} else {
+		int res = units_tsresol(pkt->ts_units);
+		if (res < 0) {
+			error_set(err, "packet %llu: resolution 1/%llu s has no pcapng form",
+				  (unsigned long long)w->packets + 1,
+				  (unsigned long long)pkt->ts_units);
+			return -1;
+		}
+		key.anonymous = true;
+		key.info = (struct bpfkit_capture_iface){
+			.linktype = pkt->linktype, .ts_units = pkt->ts_units,
+			.tsresol = (uint8_t)res, .fcslen = -1,
+		};
+	}
+	return ng_iface_lookup(w, &key, err);
+}
+
+BPFKIT_API int bpfkit_capture_writer_iface(struct bpfkit_capture_writer *w,
+					   const struct bpfkit_capture_iface *ifc,
+					   struct bpfkit_error *err)
+{
+	if (w->failed) {
+		if (err)
+			*err = w->saved;
+		return -1;
+	}
+	if (w->hdr.format != BPFKIT_CAPTURE_PCAPNG)
+		return 0;
+	struct bpfkit_error local;
+	if (!err)
+		err = &local;
+	struct writer_iface key = iface_key(ifc);
+	if (ng_iface_lookup(w, &key, err) < 0)
+		return wfail(w, err);
+	return 0;
 }
 
 static int write_epb(struct bpfkit_capture_writer *w, const struct bpfkit_packet *pkt,

@@ -79,16 +79,16 @@ TEST(asm_loads_and_stores)
 TEST(asm_alu_misc_ret)
 {
 	static const struct insn_case c[] = {
-		{"add #1", 0x04, 0, 0, 1},   {"sub #2", 0x14, 0, 0, 2},   {"mul #3", 0x24, 0, 0, 3},
-		{"div #4", 0x34, 0, 0, 4},   {"or #5", 0x44, 0, 0, 5},    {"and #6", 0x54, 0, 0, 6},
-		{"lsh #7", 0x64, 0, 0, 7},   {"rsh #8", 0x74, 0, 0, 8},   {"mod #9", 0x94, 0, 0, 9},
-		{"xor #10", 0xa4, 0, 0, 10}, {"add x", 0x0c, 0, 0, 0},    {"sub %x", 0x1c, 0, 0, 0},
-		{"mul x", 0x2c, 0, 0, 0},    {"div %x", 0x3c, 0, 0, 0},   {"or x", 0x4c, 0, 0, 0},
-		{"and x", 0x5c, 0, 0, 0},    {"lsh x", 0x6c, 0, 0, 0},    {"rsh %x", 0x7c, 0, 0, 0},
-		{"mod x", 0x9c, 0, 0, 0},    {"xor X", 0xac, 0, 0, 0},    {"neg", 0x84, 0, 0, 0},
-		{"tax", 0x07, 0, 0, 0},      {"txa", 0x87, 0, 0, 0},      {"ret #0", 0x06, 0, 0, 0},
-		{"ret #65535", 0x06, 0, 0, 65535}, {"ret a", 0x16, 0, 0, 0}, {"ret %a", 0x16, 0, 0, 0},
-		{"RET A", 0x16, 0, 0, 0},
+		{"add #1", 0x04, 0, 0, 1}, {"sub #2", 0x14, 0, 0, 2}, {"mul #3", 0x24, 0, 0, 3},
+		{"div #4", 0x34, 0, 0, 4}, {"or #5", 0x44, 0, 0, 5}, {"and #6", 0x54, 0, 0, 6},
+		{"lsh #7", 0x64, 0, 0, 7}, {"rsh #8", 0x74, 0, 0, 8}, {"mod #9", 0x94, 0, 0, 9},
+		{"xor #10", 0xa4, 0, 0, 10}, {"add x", 0x0c, 0, 0, 0}, {"sub %x", 0x1c, 0, 0, 0},
+		{"mul x", 0x2c, 0, 0, 0}, {"div %x", 0x3c, 0, 0, 0}, {"or x", 0x4c, 0, 0, 0},
+		{"and x", 0x5c, 0, 0, 0}, {"lsh x", 0x6c, 0, 0, 0}, {"rsh %x", 0x7c, 0, 0, 0},
+		{"mod x", 0x9c, 0, 0, 0}, {"xor X", 0xac, 0, 0, 0}, {"neg", 0x84, 0, 0, 0},
+		{"tax", 0x07, 0, 0, 0}, {"txa", 0x87, 0, 0, 0}, {"ret #0", 0x06, 0, 0, 0},
+		{"ret #65535", 0x06, 0, 0, 65535}, {"ret a", 0x16, 0, 0, 0},
+		{"ret %a", 0x16, 0, 0, 0}, {"RET A", 0x16, 0, 0, 0},
 	};
 	check_cases(c, sizeof c / sizeof c[0]);
 }
@@ -408,6 +408,26 @@ TEST(asm_far_both_targets)
 		bpfkit_prog_free(NULL, &p);
 	}
 
+	/*
+	 * The false side's trampoline (placed right after the jump) pushes a
+	 * true side that was exactly 255 ahead out of reach: it needs one too.
+	 */
+	for (int gap = 254; gap <= 256; gap++) {
+		n = (size_t)sprintf(src, "jeq #9, tA, fB\n");
+		n = filler(src, n, gap);
+		n += (size_t)sprintf(src + n, "tA: ret #6\n");
+		n = filler(src, n, 300);
+		sprintf(src + n, "fB: ret #7\n");
+		if (assemble(src, &p, &e) != 0) {
+			CHECK_MSG(0, "gap %d: %s", gap, e.message);
+			continue;
+		}
+		CHECK_EQ(p.len, (size_t)gap + 303 + (gap >= 255 ? 2 : 1));
+		check_in_range(&p);
+		check_jump(&p, 9, 6, 7);
+		bpfkit_prog_free(NULL, &p);
+	}
+
 	/* ja takes a 32-bit offset: no trampoline. */
 	n = (size_t)sprintf(src, "ja end\n");
 	n = filler(src, n, 5000);
@@ -476,7 +496,8 @@ TEST(asm_far_random)
 			} else {
 				static const char *const sw[] = {"jne", "jlt", "jle"};
 				n += (size_t)sprintf(src + n, "%s #%u, L%d\nret #%u\n",
-						     sw[form - 2 + rng_next(&s) % 2], id, a, 9000 + id);
+						     sw[form - 2 + rng_next(&s) % 2], id, a,
+						     9000 + id);
 				expect[jumps].want_t = 9000 + id;
 				expect[jumps].want_f = 5000 + (uint32_t)a;
 			}
@@ -578,8 +599,9 @@ TEST(asm_errors)
 		CHECK_MSG(p.insns == NULL && p.len == 0, "\"%s\": output not emptied", c[i].src);
 		if (rc != -1)
 			continue;
-		CHECK_MSG(strncmp(e.message, c[i].msg, strlen(c[i].msg)) == 0 &&
-				  e.line == c[i].line && e.column == c[i].col && e.span == c[i].span,
+		bool same_place = e.line == c[i].line && e.column == c[i].col &&
+				  e.span == c[i].span;
+		CHECK_MSG(strncmp(e.message, c[i].msg, strlen(c[i].msg)) == 0 && same_place,
 			  "\"%s\": got %d:%d+%d \"%s\", want %d:%d+%d \"%s\"", c[i].src, e.line,
 			  e.column, e.span, e.message, c[i].line, c[i].col, c[i].span, c[i].msg);
 	}
@@ -626,8 +648,8 @@ static void check_prog(const char *name, const char *src, const struct bpfkit_in
 	for (size_t i = 0; i < n && i < p.len; i++)
 		CHECK_MSG(memcmp(&p.insns[i], &want[i], sizeof want[i]) == 0,
 			  "%s: insn %zu is {0x%02x,%u,%u,0x%x}, want {0x%02x,%u,%u,0x%x}", name, i,
-			  p.insns[i].code, p.insns[i].jt, p.insns[i].jf, p.insns[i].k, want[i].code,
-			  want[i].jt, want[i].jf, want[i].k);
+			  p.insns[i].code, p.insns[i].jt, p.insns[i].jf, p.insns[i].k,
+			  want[i].code, want[i].jt, want[i].jf, want[i].k);
 	bpfkit_prog_free(NULL, &p);
 }
 
@@ -692,9 +714,11 @@ TEST(asm_kernel_doc_examples)
 		{0x20, 0, 0, 0xfffff02cu}, {0x15, 0, 1, 10}, {0x06, 0, 0, 0xffffffffu},
 		{0x06, 0, 0, 0},
 	};
-	check_prog("vlan", "  ld vlan_tci\n  jneq #10, drop\n  ret #-1\n  drop: ret #0\n", vlan, 4);
+	check_prog("vlan", "  ld vlan_tci\n  jneq #10, drop\n  ret #-1\n  drop: ret #0\n",
+		   vlan, 4);
 
-	/* bpf_dbg's disassembly of "6,40 0 0 12,21 0 3 2048,48 0 0 23,21 0 1 1,6 0 0 65535,6 0 0 0" */
+	/* bpf_dbg's disassembly of the program
+	 * "6,40 0 0 12,21 0 3 2048,48 0 0 23,21 0 1 1,6 0 0 65535,6 0 0 0" */
 	static const struct bpfkit_insn dbg[] = {
 		{40, 0, 0, 12}, {21, 0, 3, 2048}, {48, 0, 0, 23}, {21, 0, 1, 1}, {6, 0, 0, 65535},
 		{6, 0, 0, 0},
@@ -734,8 +758,8 @@ TEST(asm_alloc_failure)
 	char *src = malloc(1 << 16);
 	size_t n = 0;
 	for (int i = 0; i < 150; i++)
-		n += (size_t)sprintf(src + n, "jeq #%d, T%d, F%d\nF%d: add #1\nT%d: add #2\n", i, i,
-				     i, i, i);
+		n += (size_t)sprintf(src + n, "jeq #%d, T%d, F%d\nF%d: add #1\nT%d: add #2\n",
+				     i, i, i, i, i);
 	n += (size_t)sprintf(src + n, "jeq #1, far, far\n");
 	n = filler(src, n, 600);
 	sprintf(src + n, "far: ret a\n");
@@ -755,7 +779,8 @@ TEST(asm_alloc_failure)
 		failures++;
 		CHECK_STR(e.message, "out of memory");
 		CHECK(p.insns == NULL && p.len == 0);
-		CHECK_MSG(c.live == 0, "%ld blocks leaked when allocation %ld failed", c.live, nth);
+		CHECK_MSG(c.live == 0, "%ld blocks leaked when allocation %ld failed", c.live,
+			  nth);
 		if (harness_failures())
 			break;
 	}

@@ -1,0 +1,1 @@
+ld [12] /* unterminated

@@ -1,0 +1,3 @@
+ld #1
+  jeq #1, dorp
+ret #0
