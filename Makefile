@@ -38,11 +38,11 @@ LIB_CFLAGS = $(BK_CFLAGS) -fPIC -fvisibility=hidden
 BK_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 
 LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progread.o \
-	src/validate.o src/interp.o src/pcapio.o
+	src/validate.o src/interp.o src/pcapio.o src/gen.o
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
-	tests/test_fuzz.o tests/randprog.o tests/test_pcapio.o
+	tests/test_fuzz.o tests/randprog.o tests/test_pcapio.o tests/test_filter.o tests/test_gen.o
 FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw
 FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
 	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \

@@ -411,6 +411,36 @@ BPFKIT_API int bpfkit_capture_writer_iface(struct bpfkit_capture_writer *w,
 BPFKIT_API int bpfkit_capture_writer_close(struct bpfkit_capture_writer *w,
 					   struct bpfkit_error *err);
 
+/* ------------------------------------------------------------------ */
+/* Packet generator                                                    */
+
+/*
+ * A deterministic source of realistic packets (docs/gen.md): IPv4/IPv6 with
+ * extension headers, options and fragments, TCP, UDP, DNS, ICMP(v6), ARP,
+ * VLAN, QinQ, MPLS, PPPoE, GRE, VXLAN, Geneve, SCTP, IGMP, LLC/SNAP, with
+ * valid checksums.  The same seed gives the same packets and timestamps on
+ * every run and machine (DLT_NULL's family field excepted: it is in host
+ * byte order, like the capture files the writer produces).
+ */
+#define BPFKIT_GEN_MAX_FRAME 1600  /* no generated packet is longer */
+
+struct bpfkit_gen;
+
+/* 1 for the link types it makes: EN10MB (1), RAW (101), LINUX_SLL (113), NULL (0). */
+BPFKIT_API int bpfkit_gen_supported(uint32_t linktype);
+BPFKIT_API int bpfkit_gen_new(uint32_t linktype, uint64_t seed, const struct bpfkit_alloc *alloc,
+			      struct bpfkit_gen **out, struct bpfkit_error *err);
+/* Cuts caplen to snaplen (the wire length stays); 0, the default, means no cut. */
+BPFKIT_API void bpfkit_gen_set_snaplen(struct bpfkit_gen *g, uint32_t snaplen);
+/*
+ * Writes the next packet into buf (size >= BPFKIT_GEN_MAX_FRAME, or >= the
+ * snaplen when smaller) and describes it in *pkt: data = buf, caplen, wirelen,
+ * a nanosecond timestamp (ts_units 1000000000), linktype; iface NULL.
+ */
+BPFKIT_API int bpfkit_gen_next(struct bpfkit_gen *g, uint8_t *buf, size_t size,
+			       struct bpfkit_packet *pkt, struct bpfkit_error *err);
+BPFKIT_API void bpfkit_gen_free(struct bpfkit_gen *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,8 +22,10 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pcap/pcap.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -266,7 +268,18 @@ out:
 
 /* ---- seccomp ---- */
 
-/* 1: installed, 0: EINVAL, -1: could not tell (no fork, or no NO_NEW_PRIVS). */
+/*
+ * 1: installed, 0: EINVAL, -1: could not tell (no fork, or no NO_NEW_PRIVS).
+ *
+ * The child installs the filter under test, which then judges every system
+ * call the child makes: it may kill the child, fail exit_group with an errno
+ * (glibc's and the sanitizers' _exit then loop or fault), or allow it.  So
+ * after a successful install the child makes no system call at all: it
+ * executes a trap instruction and dies of SIGILL, its default action.  An
+ * alarm set beforehand ends it anyway should that signal be caught; core
+ * dumps are disabled first.  The parent reads "died of a signal" as
+ * installed and exit status 3 as EINVAL.
+ */
 static int seccomp_install(const struct bpfkit_insn *p, size_t n)
 {
 	pid_t pid = fork();
@@ -274,17 +287,22 @@ static int seccomp_install(const struct bpfkit_insn *p, size_t n)
 		return -1;
 	if (pid == 0) {
 		struct sock_fprog fp = {(unsigned short)n, (struct sock_filter *)(uintptr_t)p};
+		struct rlimit nocore = {0, 0};
+		setrlimit(RLIMIT_CORE, &nocore);
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+		signal(SIGILL, SIG_DFL);
+		alarm(5);
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 			_exit(5);
 		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, (unsigned long)&fp, 0, 0) == 0)
-			_exit(0); /* the new filter may kill this exit: still "installed" */
+			__builtin_trap();
 		_exit(errno == EINVAL ? 3 : 4);
 	}
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -1;
-	if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+	if (WIFSIGNALED(status))
 		return 1;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
 		return 0;

@@ -19,7 +19,10 @@
 #include "bpfkit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2 };
@@ -853,6 +859,558 @@ static int cmd_run(const struct command *cmd, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* Link types                                                          */
+
+/*
+ * LINKTYPE names as libpcap spells them without DLT_, with the number stored
+ * in capture files.  -l takes a name (any case) or a number from 0 to 65535.
+ */
+static const struct {
+	const char *name;
+	uint32_t number;
+} linktypes[] = {
+	{"NULL", 0}, {"EN10MB", 1}, {"EN3MB", 2}, {"AX25", 3}, {"PRONET", 4},
+	{"CHAOS", 5}, {"IEEE802", 6}, {"ARCNET", 7}, {"SLIP", 8}, {"PPP", 9},
+	{"FDDI", 10}, {"PPP_SERIAL", 50}, {"PPP_ETHER", 51}, {"SYMANTEC_FIREWALL", 99},
+	{"ATM_RFC1483", 100}, {"RAW", 101}, {"C_HDLC", 104}, {"IEEE802_11", 105},
+	{"FRELAY", 107}, {"LOOP", 108}, {"ENC", 109}, {"LINUX_SLL", 113}, {"LTALK", 114},
+	{"PFLOG", 117}, {"PRISM_HEADER", 119}, {"IP_OVER_FC", 122}, {"SUNATM", 123},
+	{"IEEE802_11_RADIO", 127}, {"ARCNET_LINUX", 129}, {"JUNIPER_MLPPP", 130},
+	{"APPLE_IP_OVER_IEEE1394", 138}, {"MTP2_WITH_PHDR", 139}, {"MTP2", 140},
+	{"MTP3", 141}, {"SCCP", 142}, {"DOCSIS", 143}, {"LINUX_IRDA", 144},
+	{"IEEE802_11_RADIO_AVS", 163}, {"PPP_PPPD", 166}, {"BLUETOOTH_HCI_H4", 187},
+	{"USB_LINUX", 189}, {"PPI", 192}, {"IEEE802_15_4", 195}, {"ERF", 197},
+	{"LINUX_LAPD", 177}, {"LAPD", 203}, {"USB_LINUX_MMAPPED", 220}, {"IPNET", 226},
+	{"CAN_SOCKETCAN", 227}, {"IPV4", 228}, {"IPV6", 229}, {"IEEE802_15_4_NOFCS", 230},
+	{"DBUS", 231}, {"NFLOG", 239}, {"NETANALYZER", 240}, {"IPOIB", 242},
+	{"NETLINK", 253}, {"BLUETOOTH_LE_LL", 251}, {"PKTAP", 258}, {"EPON", 259},
+	{"USBPCAP", 249}, {"VSOCK", 271}, {"ETHERNET_MPACKET", 274}, {"DISPLAYPORT_AUX", 275},
+	{"LINUX_SLL2", 276}, {"EBHSCR", 279}, {"USER0", 147}, {"USER15", 162},
+};
+#define NLINKTYPES (sizeof linktypes / sizeof linktypes[0])
+
+/* A link-type name or number; -1 when it is neither. */
+static long parse_linktype(const char *s)
+{
+	uint32_t n;
+	if (parse_u32(s, &n) == 0)
+		return n <= 0xffff ? (long)n : -1;
+	if (strncasecmp(s, "DLT_", 4) == 0 || strncasecmp(s, "LINKTYPE_", 9) == 0)
+		s += s[0] == 'D' || s[0] == 'd' ? 4 : 9;
+	for (size_t i = 0; i < NLINKTYPES; i++)
+		if (strcasecmp(linktypes[i].name, s) == 0)
+			return (long)linktypes[i].number;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Capture files                                                       */
+
+/*
+ * An output capture: standard output, a device or FIFO written directly, or
+ * a regular file written as "DIR/.NAME.XXXXXX" and renamed over NAME only by
+ * output_commit(); output_abort() removes the temporary, so a failure never
+ * leaves a partial file.
+ */
+struct output {
+	const char *path;  /* as named in messages */
+	char *tmp;         /* the temporary file, NULL when writing directly */
+	int fd;
+	mode_t mode;
+};
+
+static int output_open(const char *path, struct output *o)
+{
+	o->path = is_stdio(path) ? "<stdout>" : path;
+	o->tmp = NULL;
+	o->fd = STDOUT_FILENO;
+	if (is_stdio(path))
+		return EXIT_OK;
+	struct stat st;
+	bool exists = stat(path, &st) == 0;
+	if (exists && !S_ISREG(st.st_mode)) {
+		o->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (o->fd < 0)
+			return input_error(path, "%s", strerror(errno));
+		return EXIT_OK;
+	}
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+	size_t tmplen = strlen(path) + 16;
+	o->tmp = malloc(tmplen);
+	if (!o->tmp)
+		return input_error(path, "out of memory");
+	snprintf(o->tmp, tmplen, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen);
+	o->fd = mkstemp(o->tmp);
+	if (o->fd < 0) {
+		int e = errno;
+		free(o->tmp);
+		o->tmp = NULL;
+		return input_error(path, "%s", strerror(e));
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	o->mode = exists ? (st.st_mode & 07777) : (0666 & ~mask);
+	return EXIT_OK;
+}
+
+static void output_abort(struct output *o)
+{
+	if (o->tmp) {
+		close(o->fd);
+		unlink(o->tmp);
+		free(o->tmp);
+		o->tmp = NULL;
+	} else if (o->fd != STDOUT_FILENO && o->fd >= 0) {
+		close(o->fd);
+	}
+	o->fd = -1;
+}
+
+/* Closes the output and renames the temporary into place; an exit status. */
+static int output_commit(struct output *o)
+{
+	if (!o->tmp) {
+		if (o->fd != STDOUT_FILENO && close(o->fd) != 0)
+			return input_error(o->path, "%s", strerror(errno));
+		return EXIT_OK;
+	}
+	int rc = fchmod(o->fd, o->mode);
+	int e = errno;
+	if (close(o->fd) != 0 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc == 0 && rename(o->tmp, o->path) != 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc != 0)
+		unlink(o->tmp);
+	free(o->tmp);
+	o->tmp = NULL;
+	o->fd = -1;
+	return rc == 0 ? EXIT_OK : input_error(o->path, "%s", strerror(e));
+}
+
+/* Renders a capture error: "bpfkit: error: FILE: byte N: message". */
+static int capture_error(const char *name, const struct bpfkit_error *err)
+{
+	if (err->offset >= 0)
+		return input_error(name, "byte %lld: %s", err->offset, err->message);
+	return input_error(name, "%s", err->message);
+}
+
+/*
+ * Progress on standard error, only when it is a terminal: packets read,
+ * packets matched and the rate, rewritten in place about once a second.
+ */
+struct progress {
+	bool on, shown;
+	struct timespec start, last;
+};
+
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress_init(struct progress *pr)
+{
+	pr->on = isatty(STDERR_FILENO);
+	pr->shown = false;
+	if (pr->on) {
+		clock_gettime(CLOCK_MONOTONIC, &pr->start);
+		pr->last = pr->start;
+	}
+}
+
+static void progress_tick(struct progress *pr, uint64_t packets, uint64_t matched)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (seconds_between(&pr->last, &now) < 1.0)
+		return;
+	pr->last = now;
+	double secs = seconds_between(&pr->start, &now);
+	fprintf(stderr, "\r\033[Kbpfkit: %llu packets, %llu matched, %.0f packets/s",
+		(unsigned long long)packets, (unsigned long long)matched,
+		secs > 0 ? (double)packets / secs : 0.0);
+	pr->shown = true;
+}
+
+static void progress_done(struct progress *pr)
+{
+	if (pr->shown)
+		fputs("\r\033[K", stderr);
+}
+
+/* ------------------------------------------------------------------ */
+/* filter                                                              */
+
+/*
+ * The capture to filter.  A regular file is mapped and read in place: that
+ * saves read(2)'s copy, the largest cost of a run (perf: 60% of the time in
+ * the kernel's copy to user space).  A pipe, a terminal or a file that cannot
+ * be mapped is read through its descriptor.  A mapped file that shrinks while
+ * being read raises SIGBUS, which ends the run with an error (on_sigbus).
+ */
+struct capture_input {
+	const char *name;
+	int fd;
+	void *map;
+	size_t maplen;
+};
+
+static int capture_input_open(const char *path, struct capture_input *ci,
+			      struct bpfkit_capture **cap)
+{
+	struct bpfkit_error err;
+	ci->name = is_stdio(path) ? "<stdin>" : path;
+	ci->fd = STDIN_FILENO;
+	ci->map = NULL;
+	ci->maplen = 0;
+	if (!is_stdio(path) && (ci->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return input_error(ci->name, "%s", strerror(errno));
+	struct stat st;
+	if (fstat(ci->fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uintmax_t)st.st_size <= SIZE_MAX) {
+		void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, ci->fd, 0);
+		if (map != MAP_FAILED) {
+			ci->map = map;
+			ci->maplen = (size_t)st.st_size;
+			madvise(map, ci->maplen, MADV_SEQUENTIAL);
+		}
+	}
+	int r = ci->map ? bpfkit_capture_open_mem(ci->map, ci->maplen, 0, NULL, cap, &err) :
+		bpfkit_capture_open_fd(ci->fd, 0, NULL, cap, &err);
+	return r == 0 ? EXIT_OK : capture_error(ci->name, &err);
+}
+
+static void capture_input_close(struct capture_input *ci)
+{
+	if (ci->map)
+		munmap(ci->map, ci->maplen);
+	if (ci->fd != STDIN_FILENO && ci->fd >= 0)
+		close(ci->fd);
+	ci->map = NULL;
+	ci->fd = -1;
+}
+
+static sigjmp_buf sigbus_jump;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(sigbus_jump, 1);
+}
+
+/* One filter run: what the packet loop reads and what it counts. */
+struct filter_run {
+	const struct engine *engine;
+	const struct bpfkit_prog *prog;
+	struct bpfkit_capture *cap;
+	struct bpfkit_capture_writer *wr; /* NULL without -w */
+	const char *in_name, *out_name;
+	uint64_t matched;
+	struct bpfkit_capture_iface first_iface; /* the input's first interface */
+	bool have_first;
+};
+
+/* Packets between progress checks (a power of two). */
+#define PROGRESS_EVERY 65536u
+
+/* Runs the program on every packet, writing the matches; an exit status. */
+static int filter_packets(struct filter_run *fr)
+{
+	struct progress pr;
+	progress_init(&pr);
+	uint64_t seen = 0, matched = 0;
+	struct bpfkit_packet pkt;
+	struct bpfkit_error err;
+	int r, rc = EXIT_OK;
+	while ((r = bpfkit_capture_next(fr->cap, &pkt, &err)) == 1) {
+		if (!fr->have_first) {
+			fr->first_iface = *bpfkit_capture_iface(fr->cap, 0);
+			fr->have_first = true;
+		}
+		if (fr->engine->run(fr->prog, pkt.data, pkt.caplen, pkt.wirelen, NULL) != 0) {
+			matched++;
+			/* As tcpdump -w: the whole captured packet, whatever the snap value. */
+			if (fr->wr && bpfkit_capture_write(fr->wr, &pkt, &err) != 0) {
+				rc = input_error(fr->out_name, "%s", err.message);
+				break;
+			}
+		}
+		if (pr.on && (++seen & (PROGRESS_EVERY - 1)) == 0)
+			progress_tick(&pr, bpfkit_capture_packets(fr->cap), matched);
+	}
+	progress_done(&pr);
+	fr->matched = matched;
+	if (r < 0 && rc == EXIT_OK)
+		rc = capture_error(fr->in_name, &err);
+	/* A pcapng file may declare interfaces and hold no packet. */
+	if (!fr->have_first && bpfkit_capture_iface_count(fr->cap) > 0) {
+		fr->first_iface = *bpfkit_capture_iface(fr->cap, 0);
+		fr->have_first = true;
+	}
+	return rc;
+}
+
+/* filter_packets on a mapped file: SIGBUS (the file shrank) becomes an error. */
+static int filter_mapped(struct filter_run *fr)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	int rc;
+	if (sigsetjmp(sigbus_jump, 1) != 0)
+		rc = input_error(fr->in_name, "the file shrank while it was being read");
+	else
+		rc = filter_packets(fr);
+	sigaction(SIGBUS, &old, NULL);
+	return rc;
+}
+
+static int cmd_filter(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"read", required_argument, NULL, 'r'},
+		{"write", required_argument, NULL, 'w'},
+		{"count", no_argument, NULL, 'c'},
+		{"engine", required_argument, NULL, 'e'},
+		{"linktype", required_argument, NULL, 'l'},
+		{"program", required_argument, NULL, 'p'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const struct engine *engine = &engines[0];
+	const char *in_path = NULL, *out_path = NULL, *progfile = NULL;
+	bool count = false;
+	int c, rc;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":r:w:ce:l:O:p:h", longopts)) != -1) {
+		switch (c) {
+		case 'r': in_path = optarg; break;
+		case 'w': out_path = optarg; break;
+		case 'c': count = true; break;
+		case 'p': progfile = optarg; break;
+		case 'e':
+			engine = NULL;
+			for (size_t i = 0; i < NENGINES; i++)
+				if (strcmp(engines[i].name, optarg) == 0)
+					engine = &engines[i];
+			if (!engine)
+				return usage_error(cmd, "unknown engine '%s'", optarg);
+			break;
+		case 'l':
+			if (parse_linktype(optarg) < 0)
+				return usage_error(cmd, "unknown link type '%s' (a name such as "
+						   "EN10MB, RAW or LINUX_SLL, or a number)", optarg);
+			break;
+		case 'O':
+			if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "2"))
+				return usage_error(cmd, "-O takes 0, 1 or 2, not '%s'", optarg);
+			break;
+		case 'h':
+			return show_help(cmd);
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (progfile && optind < argc)
+		return usage_error(cmd, "give either -p PROGFILE or an expression, not both");
+	if (!progfile && optind < argc) {
+		fputs("bpfkit: filter: filter expressions need the compiler, which is not "
+		      "available yet; use -p PROGFILE\n", stderr);
+		return EXIT_USAGE;
+	}
+	if (!engine->run)
+		return usage_error(cmd, "engine '%s' is not available yet", engine->name);
+	if (is_stdio(in_path) && progfile && is_stdio(progfile))
+		return usage_error(cmd, "the program and the capture cannot both be standard "
+				   "input");
+	if (out_path && is_stdio(out_path) && isatty(STDOUT_FILENO))
+		return usage_error(cmd, "refusing to write a capture to a terminal; use -w FILE "
+				   "or redirect standard output");
+	/* No -w: the count is the output. */
+	if (!out_path)
+		count = true;
+
+	/* No program and no expression: every packet matches, as in tcpdump. */
+	struct bpfkit_insn accept_all = {BPFKIT_RET | BPFKIT_K, 0, 0, UINT32_MAX};
+	struct bpfkit_prog prog = {&accept_all, 1};
+	struct input prog_in = {NULL, NULL, 0};
+	if (progfile && (rc = load_program(progfile, &prog_in, &prog)) != EXIT_OK)
+		return rc;
+
+	struct capture_input in;
+	struct output out = {NULL, NULL, -1, 0};
+	struct bpfkit_error err;
+	bool out_open = false;
+	struct filter_run fr;
+	memset(&fr, 0, sizeof fr);
+	fr.engine = engine;
+	fr.prog = &prog;
+	if ((rc = capture_input_open(in_path, &in, &fr.cap)) != EXIT_OK)
+		goto done;
+	fr.in_name = in.name;
+	if (out_path) {
+		if ((rc = output_open(out_path, &out)) != EXIT_OK)
+			goto done;
+		out_open = true;
+		fr.out_name = out.path;
+		if (bpfkit_capture_writer_open_fd(bpfkit_capture_header(fr.cap), out.fd, NULL,
+						  &fr.wr, &err) != 0) {
+			rc = input_error(out.path, "%s", err.message);
+			goto done;
+		}
+	}
+
+	rc = in.map ? filter_mapped(&fr) : filter_packets(&fr);
+
+	if (rc == EXIT_OK && fr.wr && fr.matched == 0 && fr.have_first &&
+	    bpfkit_capture_writer_iface(fr.wr, &fr.first_iface, &err) != 0)
+		rc = input_error(out.path, "%s", err.message);
+	if (fr.wr) {
+		if (bpfkit_capture_writer_close(fr.wr, &err) != 0 && rc == EXIT_OK)
+			rc = input_error(out.path, "%s", err.message);
+		fr.wr = NULL;
+	}
+	if (rc == EXIT_OK && out_open) {
+		out_open = false;
+		rc = output_commit(&out);
+	}
+	if (rc == EXIT_OK && count) {
+		/* With -w - the packets own standard output: the count goes to stderr. */
+		FILE *f = out_path && is_stdio(out_path) ? stderr : stdout;
+		fprintf(f, "%llu\n", (unsigned long long)fr.matched);
+		if (fflush(f) != 0)
+			rc = input_error("<stdout>", "%s", strerror(errno));
+	}
+done:
+	if (fr.wr)
+		bpfkit_capture_writer_close(fr.wr, NULL);
+	if (out_open)
+		output_abort(&out);
+	if (fr.cap)
+		bpfkit_capture_close(fr.cap);
+	capture_input_close(&in);
+	if (progfile) {
+		bpfkit_prog_free(NULL, &prog);
+		free_input(&prog_in);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* gen                                                                 */
+
+/* The snaplen written into generated captures unless -s says otherwise (tcpdump's default). */
+#define GEN_DEFAULT_SNAPLEN 262144u
+
+static int cmd_gen(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"linktype", required_argument, NULL, 'l'},
+		{"count", required_argument, NULL, 'n'},
+		{"seed", required_argument, NULL, 'S'},
+		{"snaplen", required_argument, NULL, 's'},
+		{"write", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	uint32_t linktype = 1, snaplen = 0;
+	unsigned long long count = 1000, seed = 1;
+	const char *out_path = NULL;
+	char *end;
+	long lt;
+	int c;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":l:n:S:s:w:h", longopts)) != -1) {
+		switch (c) {
+		case 'l':
+			if ((lt = parse_linktype(optarg)) < 0)
+				return usage_error(cmd, "unknown link type '%s'", optarg);
+			if (!bpfkit_gen_supported((uint32_t)lt))
+				return usage_error(cmd, "cannot generate link type '%s' (EN10MB, "
+						   "RAW, LINUX_SLL or NULL)", optarg);
+			linktype = (uint32_t)lt;
+			break;
+		case 'n':
+		case 'S':
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 0);
+			if (!(*optarg >= '0' && *optarg <= '9') || *end || errno)
+				return usage_error(cmd, "-%c: '%s' is not a number", c, optarg);
+			*(c == 'n' ? &count : &seed) = v;
+			break;
+		case 's':
+			if (parse_u32(optarg, &snaplen) != 0 || snaplen == 0)
+				return usage_error(cmd, "-s: '%s' is not a snap length from 1 to %u",
+						   optarg, UINT32_MAX);
+			break;
+		case 'w': out_path = optarg; break;
+		case 'h':
+			return show_help(cmd);
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!out_path)
+		return usage_error(cmd, "missing -w OUT");
+	if (is_stdio(out_path) && isatty(STDOUT_FILENO))
+		return usage_error(cmd, "refusing to write a capture to a terminal; use -w FILE or "
+				   "redirect standard output");
+
+	struct bpfkit_error err;
+	struct bpfkit_gen *gen;
+	if (bpfkit_gen_new(linktype, seed, NULL, &gen, &err) != 0)
+		return input_error("gen", "%s", err.message);
+	if (snaplen)
+		bpfkit_gen_set_snaplen(gen, snaplen);
+	/* Nanosecond pcap: the generator's timestamps are kept exactly. */
+	struct bpfkit_capture_header hdr = {
+		.format = BPFKIT_CAPTURE_PCAP, .version_major = 2, .version_minor = 4,
+		.snaplen = snaplen ? snaplen : GEN_DEFAULT_SNAPLEN,
+		.linktype_field = linktype, .linktype = linktype, .fcslen = -1,
+		.ts_units = 1000000000u,
+	};
+	size_t size = snaplen && snaplen < BPFKIT_GEN_MAX_FRAME ? snaplen : BPFKIT_GEN_MAX_FRAME;
+	uint8_t *buf = malloc(size);
+	struct output out;
+	struct bpfkit_capture_writer *wr = NULL;
+	int rc = buf ? output_open(out_path, &out) : input_error(out_path, "out of memory");
+	if (rc != EXIT_OK) {
+		free(buf);
+		bpfkit_gen_free(gen);
+		return rc;
+	}
+	if (bpfkit_capture_writer_open_fd(&hdr, out.fd, NULL, &wr, &err) != 0)
+		rc = input_error(out.path, "%s", err.message);
+	for (unsigned long long i = 0; rc == EXIT_OK && i < count; i++) {
+		struct bpfkit_packet pkt;
+		if (bpfkit_gen_next(gen, buf, size, &pkt, &err) != 0)
+			rc = input_error("gen", "packet %llu: %s", i + 1, err.message);
+		else if (bpfkit_capture_write(wr, &pkt, &err) != 0)
+			rc = input_error(out.path, "%s", err.message);
+	}
+	if (wr && bpfkit_capture_writer_close(wr, &err) != 0 && rc == EXIT_OK)
+		rc = input_error(out.path, "%s", err.message);
+	if (rc == EXIT_OK)
+		rc = output_commit(&out);
+	else
+		output_abort(&out);
+	free(buf);
+	bpfkit_gen_free(gen);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Commands not built yet, help                                        */
 
 static bool wants_help(int argc, char **argv)
@@ -949,13 +1507,44 @@ static const struct command commands[] = {
 	 "                      [-F EXPRFILE] [--] EXPRESSION...",
 	 "compile a filter expression (not available yet)",
 	 "Compiles a pcap filter expression into a classic BPF program.\n\n", 0},
-	{"filter", cmd_unavailable,
+	{"filter", cmd_filter,
 	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-l LINKTYPE] [-O0]\n"
 	 "                     (-p PROGFILE | EXPRESSION...)",
-	 "filter a capture (not available yet)",
-	 "Filters the packets of a pcap or pcapng capture.\n\n", 0},
-	{"gen", cmd_unavailable, "[-l LINKTYPE] [-n COUNT] [-S SEED] -w OUT",
-	 "generate a capture (not available yet)", "Generates a capture of made-up packets.\n\n",
+	 "filter a pcap or pcapng capture",
+	 "Runs a program on every packet of a pcap or pcapng capture (libpcap's\n"
+	 "semantics: the program sees the captured bytes and the wire length); a\n"
+	 "packet matches when the program returns non-zero.  Matching packets are\n"
+	 "written whole, as tcpdump -w does, whatever length the program returns.\n"
+	 "Without a program or expression every packet matches.  Filter expressions\n"
+	 "need the compiler, which is not available yet: use -p.\n\n"
+	 "options:\n"
+	 "  -r, --read IN          the capture (default, or -: standard input)\n"
+	 "  -w, --write OUT        write the matching packets to OUT (-: standard\n"
+	 "                         output): pcapng when the input is pcapng, else pcap\n"
+	 "                         with the input's header; OUT is replaced only when\n"
+	 "                         all went well\n"
+	 "  -c, --count            print the number of matching packets as the last\n"
+	 "                         line (implied without -w; on standard error with -w -)\n"
+	 "  -e, --engine ENGINE    engine to run (default interp)\n"
+	 "  -l, --linktype TYPE    link type for compiling an expression (name or number)\n"
+	 "  -O LEVEL               optimisation level for compiling an expression\n"
+	 "  -p, --program FILE     the program, in any format (- is standard input)\n\n"
+	 "A read error is reported as \"bpfkit: error: FILE: byte OFFSET: ...\" (exit 1).\n"
+	 "Progress goes to standard error once a second when it is a terminal.\n",
+	 HELP_ENGINES},
+	{"gen", cmd_gen, "[-l LINKTYPE] [-n COUNT] [-S SEED] [-s SNAPLEN] -w OUT",
+	 "generate a capture of realistic packets",
+	 "Writes COUNT made-up packets (a realistic mix of protocols with valid\n"
+	 "checksums) to OUT as a nanosecond pcap.  The same options give the same\n"
+	 "bytes on every run.\n\n"
+	 "options:\n"
+	 "  -l, --linktype TYPE    EN10MB (default), RAW, LINUX_SLL or NULL (or the number)\n"
+	 "  -n, --count COUNT      packets to write (default 1000)\n"
+	 "  -S, --seed SEED        the generator's seed (default 1)\n"
+	 "  -s, --snaplen N        keep at most N bytes of each packet, and write N as\n"
+	 "                         the file's snaplen (default 262144, nothing cut)\n"
+	 "  -w, --write OUT        the capture (-: standard output); OUT is replaced only\n"
+	 "                         when all went well\n",
 	 0},
 	{"bench", cmd_unavailable, "[-r CAPTURE] [--tsv] [EXPRESSION...]",
 	 "time filters against libpcap (not available yet)",
