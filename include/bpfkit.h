@@ -441,6 +441,32 @@ BPFKIT_API int bpfkit_gen_next(struct bpfkit_gen *g, uint8_t *buf, size_t size,
 			       struct bpfkit_packet *pkt, struct bpfkit_error *err);
 BPFKIT_API void bpfkit_gen_free(struct bpfkit_gen *g);
 
+/* ------------------------------------------------------------------ */
+/* The pcap-filter compiler                                            */
+
+/*
+ * Link types: a libpcap DLT name without "DLT_" (case-insensitive) or a
+ * number -> the DLT value, -1 when unknown; and back (NULL when unknown).
+ */
+BPFKIT_API int bpfkit_linktype_parse(const char *name);
+BPFKIT_API const char *bpfkit_linktype_name(int dlt);
+
+struct bpfkit_compile_opts {
+	int linktype;          /* DLT value; 1 (EN10MB) when the struct is NULL */
+	uint32_t snaplen;      /* value an accepting program returns; 0 = 262144 */
+	int optimize;          /* 0: straightforward program; 1, 2: optimized (2 default) */
+	uint32_t netmask;      /* for "ip broadcast"; 0 = unknown (PCAP_NETMASK_UNKNOWN) */
+	const struct bpfkit_alloc *alloc;
+};
+
+/*
+ * Compiles a pcap-filter(7) expression (libpcap's language and meaning) into
+ * *out.  Errors carry the 1-based column and span in the expression (line 1;
+ * or the line for multi-line expressions).  opts may be NULL for defaults.
+ */
+BPFKIT_API int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
+			      struct bpfkit_prog *out, struct bpfkit_error *err);
+
 #ifdef __cplusplus
 }
 #endif

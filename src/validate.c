@@ -5,7 +5,8 @@
  *   socket   the Linux kernel's classic checker for SO_ATTACH_FILTER
  *            (net/core/filter.c: bpf_check_classic and its helpers);
  *   pcap     libpcap's bpf_validate, tightened where libpcap 1.10's own
- *            interpreter would abort, jump backwards or shift by >= 32;
+ *            interpreter would abort, jump backwards or shift by >= 32,
+ *            and with no Linux ancillary loads;
  *   seccomp  the kernel's classic checks, then seccomp_check_filter
  *            (kernel/seccomp.c), then bpfkit's own rule on return actions.
  *

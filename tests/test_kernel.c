@@ -16,6 +16,9 @@
  * no final return, empty and over-long programs).  The first disagreement is
  * reported with the program in ddd form.  Deterministic seeds; a few seconds.
  */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE /* u_int in <pcap/pcap.h>, SO_ATTACH_FILTER */
+#endif
 #include "harness.h"
 
 #include <errno.h>
@@ -269,14 +272,30 @@ out:
 /* ---- seccomp ---- */
 
 /*
+ * Ends the process with SIGILL without a system call or a call the compiler
+ * knows does not return (ASan instruments those with code that makes system
+ * calls, which the filter under test may fail forever).
+ */
+static void die_of_sigill(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("ud2");
+#elif defined(__aarch64__)
+	__asm__ volatile("udf #0");
+#else
+	__builtin_trap();
+#endif
+}
+
+/*
  * 1: installed, 0: EINVAL, -1: could not tell (no fork, or no NO_NEW_PRIVS).
  *
  * The child installs the filter under test, which then judges every system
  * call the child makes: it may kill the child, fail exit_group with an errno
  * (glibc's and the sanitizers' _exit then loop or fault), or allow it.  So
  * after a successful install the child makes no system call at all: it
- * executes a trap instruction and dies of SIGILL, its default action.  An
- * alarm set beforehand ends it anyway should that signal be caught; core
+ * executes an undefined instruction and dies of SIGILL, its default action.
+ * An alarm set beforehand ends it anyway should that signal be caught; core
  * dumps are disabled first.  The parent reads "died of a signal" as
  * installed and exit status 3 as EINVAL.
  */
@@ -295,7 +314,7 @@ static int seccomp_install(const struct bpfkit_insn *p, size_t n)
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 			_exit(5);
 		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, (unsigned long)&fp, 0, 0) == 0)
-			__builtin_trap();
+			die_of_sigill();
 		_exit(errno == EINVAL ? 3 : 4);
 	}
 	int status;
