@@ -49,7 +49,7 @@ FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/re
 	fuzz/replay-read_json fuzz/replay-read_raw
 HDRS = include/bpfkit.h src/internal.h src/opcodes.h .build-flags
 
-all: libbpfkit.a libbpfkit.so bpfkit bpfkit.pc
+all: libbpfkit.a libbpfkit.so bpfkit
 
 # Objects are rebuilt whenever the compiler or flags change (SANITIZE=1 vs 0).
 .build-flags: FORCE
@@ -75,7 +75,8 @@ libbpfkit.so: $(LIB_OBJS)
 bpfkit: $(TOOL_OBJS) libbpfkit.a
 	$(CC) $(BK_LDFLAGS) -o $@ $(TOOL_OBJS) libbpfkit.a
 
-bpfkit.pc: bpfkit.pc.in Makefile
+# Generated at install time, so PREFIX and LIBDIR given to `make install` count.
+bpfkit.pc: FORCE
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' bpfkit.pc.in > $@
 
@@ -106,7 +107,7 @@ bench/bench_interp: bench/bench_interp.c libbpfkit.a $(HDRS)
 fuzz: FORCE
 	sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_CC)
 
-install: all
+install: all bpfkit.pc
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(MANDIR)/man1
 	cp bpfkit $(DESTDIR)$(BINDIR)/bpfkit
