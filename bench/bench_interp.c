@@ -98,8 +98,14 @@ static double now_ns(void)
 
 static volatile uint32_t sink;
 
-enum engine { ENG_NULL, ENG_LIBPCAP, ENG_INTERP, ENG__N };
-static const char *const engine_names[] = {"null", "libpcap", "interp"};
+enum engine { ENG_NULL, ENG_LIBPCAP, ENG_INTERP, ENG_FAST, ENG_JIT, ENG__N };
+static const char *const engine_names[] = {"null", "libpcap", "interp", "fast", "jit"};
+
+/* The current filter prepared for the fast interpreter. */
+static struct bpfkit_fast *fast_filter;
+/* ... and compiled by the JIT (called through its function pointer). */
+static struct bpfkit_jit *jit_filter;
+static bpfkit_jit_fn jit_fn;
 
 static double run(enum engine e, const struct bpf_program *bp, const struct pkt *pk)
 {
@@ -117,6 +123,12 @@ static double run(enum engine e, const struct bpf_program *bp, const struct pkt 
 		case ENG_INTERP:
 			acc += bpfkit_interp((const struct bpfkit_insn *)bp->bf_insns, bp->bf_len,
 					     q->data, q->len, q->len, NULL) != 0;
+			break;
+		case ENG_FAST:
+			acc += bpfkit_fast_run(fast_filter, q->data, q->len, q->len) != 0;
+			break;
+		case ENG_JIT:
+			acc += jit_fn(q->data, q->len, q->len) != 0;
 			break;
 		default:
 			break;
@@ -159,12 +171,26 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench: cannot compile '%s': %s\n", filters[f], pcap_geterr(pd));
 			return 1;
 		}
+		struct bpfkit_error err;
+		if (bpfkit_fast_prepare((const struct bpfkit_insn *)bp.bf_insns, bp.bf_len, 0, NULL,
+					&fast_filter, &err) != 0) {
+			fprintf(stderr, "bench: '%s': fast: %s\n", filters[f], err.message);
+			return 1;
+		}
+		if (bpfkit_jit_compile((const struct bpfkit_insn *)bp.bf_insns, bp.bf_len, 0, NULL,
+				       &jit_filter, &err) != 0) {
+			fprintf(stderr, "bench: '%s': jit: %s\n", filters[f], err.message);
+			return 1;
+		}
+		jit_fn = bpfkit_jit_function(jit_filter);
 		/* Verdicts must agree before speed means anything. */
 		for (int i = 0; i < NPKT; i++) {
 			uint32_t a = bpf_filter(bp.bf_insns, pk[i].data, pk[i].len, pk[i].len);
 			uint32_t b = bpfkit_interp((const struct bpfkit_insn *)bp.bf_insns, bp.bf_len,
 						   pk[i].data, pk[i].len, pk[i].len, NULL);
-			if (a != b) {
+			if (a != b || bpfkit_fast_run(fast_filter, pk[i].data, pk[i].len,
+						      pk[i].len) != b ||
+			    jit_fn(pk[i].data, pk[i].len, pk[i].len) != b) {
 				fprintf(stderr, "bench: '%s': verdicts differ on packet %d\n",
 					filters[f], i);
 				return 1;
@@ -183,6 +209,8 @@ int main(int argc, char **argv)
 			printf("%s\t%s\t%.2f\t%.2f\n", filters[f], engine_names[e], med[e],
 			       med[ENG_LIBPCAP] / med[e]);
 		pcap_freecode(&bp);
+		bpfkit_fast_free(fast_filter);
+		bpfkit_jit_free(jit_filter);
 	}
 	pcap_close(pd);
 	free(pk);

@@ -467,6 +467,66 @@ struct bpfkit_compile_opts {
 BPFKIT_API int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
 			      struct bpfkit_prog *out, struct bpfkit_error *err);
 
+/* ------------------------------------------------------------------ */
+/* Engines                                                             */
+
+/*
+ * The fast interpreter (docs/engines.md): prepare once, run per packet.  It
+ * returns exactly what bpfkit_interp returns.  Prepare rejects, with the
+ * validator's message, programs that bpfkit_validate refuses in pcap mode
+ * (libpcap dialect, the default) or in socket mode (BPFKIT_FAST_LINUX: the
+ * Linux dialect, ancillary loads included), so run needs no checks on the
+ * program.  The handle holds no pointer to insns; it is read-only while
+ * running, so threads may share it.
+ */
+struct bpfkit_fast;
+
+enum {
+	BPFKIT_FAST_LINUX = 1  /* Linux dialect (bpfkit_interp with a meta) */
+};
+
+BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, unsigned flags,
+				   const struct bpfkit_alloc *alloc, struct bpfkit_fast **out,
+				   struct bpfkit_error *err);
+/* libpcap dialect: bpfkit_interp(..., NULL).  (A Linux filter sees all-zero meta.) */
+BPFKIT_API uint32_t bpfkit_fast_run(const struct bpfkit_fast *f, const uint8_t *pkt,
+				    uint32_t caplen, uint32_t wirelen);
+/* Linux dialect: bpfkit_interp(..., meta); meta NULL reads as all zero.  A
+ * filter prepared without BPFKIT_FAST_LINUX ignores meta. */
+BPFKIT_API uint32_t bpfkit_fast_run_meta(const struct bpfkit_fast *f, const uint8_t *pkt,
+					 uint32_t caplen, uint32_t wirelen,
+					 const struct bpfkit_meta *meta);
+BPFKIT_API void bpfkit_fast_free(struct bpfkit_fast *f);
+
+/*
+ * The x86-64 JIT (docs/engines.md): compile once to machine code owned by an
+ * opaque handle, run per packet.  It returns exactly what bpfkit_interp(...,
+ * NULL) returns (libpcap dialect).  Compile rejects, with the validator's
+ * message, programs that bpfkit_validate refuses in pcap mode.  The code
+ * pages are never writable and executable at once.  BPFKIT_JIT_BLIND
+ * (constant blinding) keeps every constant of the program out of the
+ * executable bytes, against JIT spraying.  bpfkit_jit_available() is 0 on
+ * other architectures, where compile fails with "unsupported": callers fall
+ * back to bpfkit_fast.  A compiled filter is read-only: threads may share it.
+ */
+struct bpfkit_jit;
+
+enum {
+	BPFKIT_JIT_BLIND = 1  /* constant blinding */
+};
+
+/* The compiled code: fn(pkt, caplen, wirelen), callable with no wrapper. */
+typedef uint32_t (*bpfkit_jit_fn)(const uint8_t *pkt, uint32_t caplen, uint32_t wirelen);
+
+BPFKIT_API int bpfkit_jit_available(void);
+BPFKIT_API int bpfkit_jit_compile(const struct bpfkit_insn *insns, size_t n, unsigned flags,
+				  const struct bpfkit_alloc *alloc, struct bpfkit_jit **out,
+				  struct bpfkit_error *err);
+BPFKIT_API bpfkit_jit_fn bpfkit_jit_function(const struct bpfkit_jit *jit);
+BPFKIT_API uint32_t bpfkit_jit_run(const struct bpfkit_jit *jit, const uint8_t *pkt,
+				   uint32_t caplen, uint32_t wirelen);
+BPFKIT_API void bpfkit_jit_free(struct bpfkit_jit *jit);
+
 #ifdef __cplusplus
 }
 #endif

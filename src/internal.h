@@ -122,4 +122,167 @@ bool fmt_listing_exact(const struct bpfkit_insn *insns, size_t n);
 /* libpcap's listing name for ancillary offset off (after SKF_AD_OFF), or NULL. */
 const char *fmt_listing_anc(uint32_t off);
 
+/* ---- compile.c: bpfkit_compile, the pipeline ---- */
+
+#include <setjmp.h>
+struct compile_ctx {
+	struct mem_arena arena;       /* tokens, AST, IR: freed in one call */
+	struct bpfkit_error *err;
+	jmp_buf fail;                 /* the one setjmp, in bpfkit_compile */
+	const char *expr;
+	int linktype;
+	uint32_t snaplen, netmask;
+	int optimize;
+	int err_line;                 /* line compile_error reports (1 by default) */
+};
+/* Fills cc->err with a message at col/span (0: no position) and unwinds. */
+_Noreturn void compile_error(struct compile_ctx *cc, int col, int span, const char *fmt, ...)
+	BK_PRINTF(4, 5);
+/* Arena allocation that unwinds on failure; zeroed. */
+void *compile_alloc(struct compile_ctx *cc, size_t size);
+
+/* ---- lex.c: tokens of a pcap-filter expression ---- */
+
+enum lex_kind {
+	LEX_EOF, LEX_NAME, LEX_NUM, LEX_IPV4, LEX_IPV6, LEX_MAC, LEX_KW,
+	LEX_LPAREN, LEX_RPAREN, LEX_LBRACK, LEX_RBRACK, LEX_COLON,
+	LEX_ADD, LEX_SUB, LEX_MUL, LEX_DIV, LEX_MOD, LEX_BAND, LEX_BOR, LEX_XOR, LEX_SHL, LEX_SHR,
+	LEX_GT, LEX_GE, LEX_LT, LEX_LE, LEX_EQ, LEX_NE,
+	LEX_AND, LEX_OR, LEX_NOT   /* and && / or || / not ! */
+};
+
+struct lex_token {
+	enum lex_kind kind;
+	int kw;              /* LEX_KW: a KW_ value */
+	int line, col, span; /* 1-based position and length in columns */
+	const char *text;    /* NUL-terminated copy (arena) */
+	uint32_t num;        /* LEX_NUM value; LEX_IPV4 address; parts in nparts */
+	int nparts;          /* LEX_IPV4: 1..4 dotted parts */
+	uint8_t bytes[16];   /* LEX_IPV6 / LEX_MAC */
+	bool escaped;        /* written with a leading backslash: never a keyword */
+};
+
+struct lex_tokens {
+	struct lex_token *v;
+	int n;
+};
+
+struct compile_ctx;
+/* Splits expr into tokens (ending with LEX_EOF); errors unwind through cc. */
+void lex_run(struct compile_ctx *cc, const char *expr, struct lex_tokens *out);
+/* The keyword spelled s, or -1. */
+int lex_keyword(const char *s);
+const char *lex_keyword_name(int kw);
+
+/* ---- parse.c: the abstract syntax tree ---- */
+
+enum parse_node_kind { PN_AND, PN_OR, PN_NOT, PN_PRIM, PN_REL };
+
+/* Arithmetic: proto[index:size], numbers, len, binary and unary operators. */
+enum parse_arith_kind { PA_NUM, PA_LEN, PA_LOAD, PA_BIN, PA_NEG };
+struct parse_arith {
+	enum parse_arith_kind kind;
+	int col, span;
+	uint32_t num;             /* PA_NUM */
+	int op;                   /* PA_BIN: LEX_ADD ... LEX_SHR */
+	int proto;                /* PA_LOAD: a KW_ protocol */
+	int size;                 /* PA_LOAD: 1, 2 or 4 */
+	struct parse_arith *l, *r;  /* PA_BIN operands; PA_LOAD: l = index; PA_NEG: l */
+};
+
+struct parse_node {
+	enum parse_node_kind kind;
+	int col, span;
+	struct parse_node *l, *r;   /* PN_AND, PN_OR; PN_NOT: l */
+	/* PN_PRIM: qualifiers (KW_ values, 0 = default) and the primitive */
+	int proto, dir, type;
+	int prim;                   /* KW_ of a keyword primitive, 0 for "qualifiers id" */
+	const struct lex_token *id; /* the value (NULL when none) */
+	int masklen;                /* net X/len: 0..128; -1 none */
+	const struct lex_token *mask;  /* net X mask Y */
+	const struct lex_token *id2;   /* a second value (llc type name ...) */
+	/* PN_REL */
+	int relop;                  /* LEX_GT ... LEX_NE */
+	struct parse_arith *a, *b;
+	int seq;                    /* textual order of primitives, from 0 */
+};
+
+/* NULL for the empty expression (accept all). */
+struct parse_node *parse_run(struct compile_ctx *cc, const struct lex_tokens *toks);
+
+/* ---- codegen.c, linktype.c: AST -> IR for one link type ---- */
+
+struct ir_func;
+void codegen_run(struct compile_ctx *cc, const struct parse_node *root, struct ir_func *fn);
+/* The link-layer description for dlt, NULL when the compiler lacks it. */
+struct proto_link;
+const struct proto_link *linktype_link(int dlt);
+
+/* ---- names.c: hosts, services, protocols, networks, ethers (libc only) ---- */
+
+/* Up to max IPv4 addresses (host order) of name; the count, 0 when unknown. */
+int names_host4(const char *name, uint32_t *out, int max);
+/* Up to max IPv6 addresses of name; the count. */
+int names_host6(const char *name, uint8_t (*out)[16], int max);
+/* Port for name with proto ("tcp", "udp", "sctp"); -1 when unknown. */
+int names_port(const char *name, const char *proto);
+int names_proto(const char *name);
+/* Network number (host order, unshifted as getnetbyname gives it); 0 on success. */
+int names_net(const char *name, uint32_t *net);
+int names_ether(const char *name, uint8_t mac[6]);
+
+/* ---- ir.c: the IR, a control-flow graph of blocks ---- */
+
+/* A straight-line statement: any cBPF instruction except jumps and returns. */
+struct ir_stmt {
+	uint16_t code;
+	uint32_t k;
+};
+
+enum ir_term { IR_RET, IR_BRANCH };
+
+/*
+ * A block: statements then one terminator.  IR_RET returns k; IR_BRANCH
+ * runs jcode (BPFKIT_JMP|JEQ/JGT/JGE/JSET|K/X) against k and continues at
+ * succ[0] when true, succ[1] when false.  Blocks are indices into fn->blocks.
+ */
+struct ir_block {
+	struct ir_stmt *stmts;
+	int nstmts, cap;
+	enum ir_term term;
+	uint16_t jcode;
+	uint32_t k;
+	int succ[2];
+};
+
+struct ir_func {
+	struct mem_arena *arena;
+	struct ir_block *blocks;
+	int nblocks, cap;
+	int entry;
+	bool failed;   /* an allocation failed: the function is unusable */
+};
+
+void ir_init(struct ir_func *fn, struct mem_arena *arena);
+/* A new block (IR_RET 0 until set); -1 after an allocation failure. */
+int ir_block_new(struct ir_func *fn);
+void ir_stmt_add(struct ir_func *fn, int b, uint16_t code, uint32_t k);
+int ir_ret(struct ir_func *fn, uint32_t k);
+int ir_branch(struct ir_func *fn, int b, uint16_t jcode, uint32_t k, int t, int f);
+/* Checks the invariants (indices in range, reachable graph acyclic, codes allowed); 0 or -1. */
+int ir_verify(const struct ir_func *fn, struct bpfkit_error *err);
+/* Simple passes for -O1 and above: constant branches, unreachable blocks. */
+void ir_pass_fold(struct ir_func *fn);
+
+/* ---- emit.c: IR -> cBPF ---- */
+
+/* Lays out the blocks and writes the program (far jumps via ja); 0 or -1. */
+int emit_run(const struct ir_func *fn, const struct bpfkit_alloc *alloc, struct bpfkit_prog *out,
+	     struct bpfkit_error *err);
+
+/* ---- jit_x86_64.c: the x86-64 JIT ---- */
+
+/* The generated machine code and its length (tests: blinding, disassembly). */
+const uint8_t *jit_code(const struct bpfkit_jit *jit, size_t *len);
+
 #endif

@@ -159,7 +159,7 @@ TEST(cli_help_and_version)
 	CHECK_EQ(cli(&out, &err, "check -h"), 0);
 	CHECK_CONTAINS(out, "seccomp");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "help compile"), 0);
+	CHECK_EQ(cli(&out, &err, "help bench"), 0);
 	CHECK_CONTAINS(out, "vailable yet");
 	free2(out, err);
 	/* Every command has usage text, by either spelling. */
@@ -238,30 +238,45 @@ TEST(cli_usage_errors_exit_2)
 	}
 }
 
-TEST(cli_engines_not_available_yet)
+/* Every engine exists now (fast: test_engines.c); -e jit runs where the JIT is built. */
+TEST(cli_engine_jit)
 {
 	NEED_BIN();
-	static const char *const engines[] = {"fast", "jit"};
-	for (size_t i = 0; i < 2; i++) {
-		char *out, *err;
-		CHECK_EQ(cli(&out, &err, "run -e %s -p /dev/null -x 00", engines[i]), 2);
-		char want[64];
-		snprintf(want, sizeof want, "engine '%s' is not available yet", engines[i]);
-		CHECK_CONTAINS(err, want);
-		free2(out, err);
-	}
+	if (!bpfkit_jit_available())
+		SKIP("the jit is not available on this architecture");
+	char *out, *err;
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "printf 'ldh [2]\\nret a\\n' | %s run -e jit -p - -x 00112233",
+		 harness_bin());
+	CHECK_EQ(harness_run(cmd, &out, &err), 0);
+	CHECK_STR(out, "8755\n");
+	free2(out, err);
 }
 
 TEST(cli_commands_not_implemented_yet)
 {
 	NEED_BIN();
-	static const char *const cmds[] = {"compile tcp", "bench", "multi -f x"};
+	static const char *const cmds[] = {"bench", "multi -f x"};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		char *out, *err;
 		CHECK_EQ(cli(&out, &err, "%s", cmds[i]), 2);
 		CHECK_CONTAINS(err, "not implemented yet");
 		free2(out, err);
 	}
+}
+
+TEST(cli_compile_expression_and_error_caret)
+{
+	NEED_BIN();
+	char *out, *err;
+	CHECK_EQ(cli(&out, &err, "compile -l RAW -O0 ip"), 0);
+	CHECK_CONTAINS(out, "ldb      [0]");
+	CHECK_CONTAINS(out, "ret      #262144");
+	free2(out, err);
+	CHECK_EQ(cli(&out, &err, "compile tcp port 80 and hots 1.2.3.4"), 1);
+	CHECK_CONTAINS(err, "bpfkit: error: 1:17: unknown keyword 'hots'");
+	CHECK_CONTAINS(err, "                ^~~~");
+	free2(out, err);
 }
 
 /* Normalises a listing for comparison: no trailing blanks, one final newline. */

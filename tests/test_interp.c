@@ -96,10 +96,50 @@ static uint32_t run_libpcap(const struct bpfkit_insn *insns, size_t n, const uin
 	return bpf_filter((const struct bpf_insn *)insns, pkt ? pkt : empty, wirelen, caplen);
 }
 
-/* engines[0] is the reference; later sessions add {"fast", ...} and {"jit", ...}. */
+/*
+ * The fast interpreter, prepared per run.  It refuses programs the validator
+ * refuses (pcap mode; socket mode for the Linux dialect); for those it
+ * answers with the reference so the row's other checks still run.
+ */
+static uint32_t run_fast(const struct bpfkit_insn *insns, size_t n, const uint8_t *pkt,
+			 uint32_t caplen, uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	struct bpfkit_fast *f;
+	if (bpfkit_fast_prepare(insns, n, meta ? BPFKIT_FAST_LINUX : 0, NULL, &f, NULL) != 0) {
+		CHECK(bpfkit_validate(insns, n, meta ? BPFKIT_VALIDATE_SOCKET : BPFKIT_VALIDATE_PCAP,
+				      NULL) != 0);
+		return bpfkit_interp(insns, n, pkt, caplen, wirelen, meta);
+	}
+	uint32_t r = bpfkit_fast_run_meta(f, pkt, caplen, wirelen, meta);
+	bpfkit_fast_free(f);
+	return r;
+}
+
+/*
+ * The x86-64 JIT, compiled per run (libpcap dialect only).  Like fast, a
+ * program the pcap validator refuses gets the reference's answer; where the
+ * JIT is unavailable every run does.
+ */
+static uint32_t run_jit(const struct bpfkit_insn *insns, size_t n, const uint8_t *pkt,
+			uint32_t caplen, uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	struct bpfkit_jit *j;
+	if (!bpfkit_jit_available() || bpfkit_jit_compile(insns, n, 0, NULL, &j, NULL) != 0) {
+		CHECK(!bpfkit_jit_available() ||
+		      bpfkit_validate(insns, n, BPFKIT_VALIDATE_PCAP, NULL) != 0);
+		return bpfkit_interp(insns, n, pkt, caplen, wirelen, meta);
+	}
+	uint32_t r = bpfkit_jit_run(j, pkt, caplen, wirelen);
+	bpfkit_jit_free(j);
+	return r;
+}
+
+/* engines[0] is the reference. */
 static const struct engine engines[] = {
 	{"interp", run_interp, ENGINE_LINUX | ENGINE_ANY_PROG},
 	{"interp_trace", run_interp_trace, ENGINE_LINUX | ENGINE_ANY_PROG},
+	{"fast", run_fast, ENGINE_LINUX},
+	{"jit", run_jit, 0},
 	{"libpcap", run_libpcap, 0},
 };
 enum { NENGINES = sizeof engines / sizeof engines[0] };

@@ -552,10 +552,83 @@ static uint32_t trace_interp(const struct bpfkit_prog *prog, const uint8_t *pkt,
 	return bpfkit_interp_trace(prog->insns, prog->len, pkt, caplen, wirelen, meta, fn, ctx);
 }
 
+/*
+ * The fast interpreter prepares a program once; the tool runs one program at
+ * a time, so one cached handle does.  fast_ready() prepares it (and reports a
+ * program the engine refuses); run_fast falls back to the reference only if
+ * a caller skipped fast_ready.
+ */
+static struct {
+	const struct bpfkit_insn *insns;
+	size_t len;
+	bool lnx;
+	struct bpfkit_fast *f;
+} fast_cache;
+
+static int fast_ready(const struct bpfkit_prog *prog, bool lnx, struct bpfkit_error *err)
+{
+	if (fast_cache.f && fast_cache.insns == prog->insns && fast_cache.len == prog->len &&
+	    fast_cache.lnx == lnx)
+		return 0;
+	bpfkit_fast_free(fast_cache.f);
+	fast_cache.f = NULL;
+	if (bpfkit_fast_prepare(prog->insns, prog->len, lnx ? BPFKIT_FAST_LINUX : 0, NULL,
+				&fast_cache.f, err) != 0)
+		return -1;
+	fast_cache.insns = prog->insns;
+	fast_cache.len = prog->len;
+	fast_cache.lnx = lnx;
+	return 0;
+}
+
+static uint32_t run_fast(const struct bpfkit_prog *prog, const uint8_t *pkt, uint32_t caplen,
+			 uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	if (fast_ready(prog, meta != NULL, NULL) != 0)
+		return bpfkit_interp(prog->insns, prog->len, pkt, caplen, wirelen, meta);
+	return bpfkit_fast_run_meta(fast_cache.f, pkt, caplen, wirelen, meta);
+}
+
+/* The JIT, cached the same way (libpcap dialect only; x86-64 only). */
+static struct {
+	const struct bpfkit_insn *insns;
+	size_t len;
+	struct bpfkit_jit *j;
+} jit_cache;
+
+static int jit_ready(const struct bpfkit_prog *prog, bool lnx, struct bpfkit_error *err)
+{
+	if (lnx) {
+		if (err) {
+			*err = (struct bpfkit_error){.insn = -1, .offset = -1};
+			snprintf(err->message, sizeof err->message,
+				 "the jit runs the libpcap dialect only (no --meta); use -e fast");
+		}
+		return -1;
+	}
+	if (jit_cache.j && jit_cache.insns == prog->insns && jit_cache.len == prog->len)
+		return 0;
+	bpfkit_jit_free(jit_cache.j);
+	jit_cache.j = NULL;
+	if (bpfkit_jit_compile(prog->insns, prog->len, 0, NULL, &jit_cache.j, err) != 0)
+		return -1;
+	jit_cache.insns = prog->insns;
+	jit_cache.len = prog->len;
+	return 0;
+}
+
+static uint32_t run_jit(const struct bpfkit_prog *prog, const uint8_t *pkt, uint32_t caplen,
+			uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	if (jit_ready(prog, meta != NULL, NULL) != 0)
+		return bpfkit_interp(prog->insns, prog->len, pkt, caplen, wirelen, meta);
+	return bpfkit_jit_run(jit_cache.j, pkt, caplen, wirelen);
+}
+
 static const struct engine engines[] = {
 	{"interp", run_interp, trace_interp, "the reference interpreter"},
-	{"fast", NULL, NULL, "the fast interpreter (not available yet)"},
-	{"jit", NULL, NULL, "the x86-64 JIT (not available yet)"},
+	{"fast", run_fast, NULL, "the fast interpreter (pre-decoded, threaded)"},
+	{"jit", run_jit, NULL, "the x86-64 JIT (libpcap dialect; x86-64 only)"},
 };
 #define NENGINES (sizeof engines / sizeof engines[0])
 
@@ -841,6 +914,16 @@ static int cmd_run(const struct command *cmd, int argc, char **argv)
 	}
 	const struct bpfkit_meta *m = linux_sem ? &meta : NULL;
 	uint32_t ret;
+	struct bpfkit_error perr;
+	if ((engine->run == run_fast && fast_ready(&prog, linux_sem, &perr) != 0) ||
+	    (engine->run == run_jit && jit_ready(&prog, linux_sem, &perr) != 0)) {
+		rc = input_error(in.name, "instruction %ld: the %s engine refuses the program: %s",
+				 perr.insn, engine->name, perr.message);
+		bpfkit_prog_free(NULL, &prog);
+		free_input(&in);
+		free(pkt);
+		return rc;
+	}
 	if (trace) {
 		struct tracer t;
 		tracer_init(&t, &prog);
@@ -1186,7 +1269,7 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
-	const struct engine *engine = &engines[0];
+	const struct engine *engine = NULL; /* default: jit, else fast, else interp */
 	const char *in_path = NULL, *out_path = NULL, *progfile = NULL;
 	bool count = false;
 	int c, rc;
@@ -1227,7 +1310,7 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 		      "available yet; use -p PROGFILE\n", stderr);
 		return EXIT_USAGE;
 	}
-	if (!engine->run)
+	if (engine && !engine->run)
 		return usage_error(cmd, "engine '%s' is not available yet", engine->name);
 	if (is_stdio(in_path) && progfile && is_stdio(progfile))
 		return usage_error(cmd, "the program and the capture cannot both be standard "
@@ -1245,6 +1328,20 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 	struct input prog_in = {NULL, NULL, 0};
 	if (progfile && (rc = load_program(progfile, &prog_in, &prog)) != EXIT_OK)
 		return rc;
+	struct bpfkit_error perr;
+	if (!engine)
+		engine = jit_ready(&prog, false, NULL) == 0    ? &engines[2]
+			 : fast_ready(&prog, false, NULL) == 0 ? &engines[1]
+							       : &engines[0];
+	else if ((engine->run == run_fast && fast_ready(&prog, false, &perr) != 0) ||
+		 (engine->run == run_jit && jit_ready(&prog, false, &perr) != 0)) {
+		rc = input_error(progfile, "instruction %ld: the %s engine refuses the "
+				 "program: %s", perr.insn, engine->name, perr.message);
+		if (progfile)
+			bpfkit_prog_free(NULL, &prog);
+		free_input(&prog_in);
+		return rc;
+	}
 
 	struct capture_input in;
 	struct output out = {NULL, NULL, -1, 0};
@@ -1424,6 +1521,110 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
+/* ------------------------------------------------------------------ */
+/* compile                                                             */
+
+/* Joins the operands with single spaces (tcpdump's rule), or NULL on failure. */
+static char *join_words(int argc, char **argv)
+{
+	size_t n = 1;
+	for (int i = 0; i < argc; i++)
+		n += strlen(argv[i]) + 1;
+	char *s = malloc(n), *p = s;
+	if (!s)
+		return NULL;
+	*p = 0;
+	for (int i = 0; i < argc; i++)
+		p += sprintf(p, "%s%s", i ? " " : "", argv[i]);
+	return s;
+}
+
+static int cmd_compile(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"linktype", required_argument, NULL, 'l'},
+		{"snaplen", required_argument, NULL, 's'},
+		{"format", required_argument, NULL, 'f'},
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	struct bpfkit_compile_opts opts = {.linktype = 1, .optimize = 2};
+	enum bpfkit_format fmt = BPFKIT_FMT_LISTING;
+	const char *out = NULL, *exprfile = NULL;
+	int c, rc;
+	uint32_t u;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":l:s:O:f:F:o:h", longopts)) != -1) {
+		switch (c) {
+		case 'l':
+			if ((opts.linktype = bpfkit_linktype_parse(optarg)) < 0)
+				return usage_error(cmd, "unknown link type '%s'", optarg);
+			break;
+		case 's':
+			if (parse_u32(optarg, &u) != 0 || u == 0)
+				return usage_error(cmd, "bad snapshot length '%s'", optarg);
+			opts.snaplen = u;
+			break;
+		case 'O':
+			if (strlen(optarg) != 1 || optarg[0] < '0' || optarg[0] > '2')
+				return usage_error(cmd, "-O takes 0, 1 or 2");
+			opts.optimize = optarg[0] - '0';
+			break;
+		case 'f':
+			if ((rc = parse_out_format(cmd, optarg, &fmt)) != EXIT_OK)
+				return rc;
+			break;
+		case 'F':
+			exprfile = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			return show_help(cmd);
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if ((rc = check_binary_to_tty(cmd, fmt, out)) != EXIT_OK)
+		return rc;
+	struct input in = {.name = "<expression>"};
+	if (exprfile) {
+		if (optind < argc)
+			return usage_error(cmd, "-F and an expression on the command line");
+		if ((rc = read_input(exprfile, &in)) != EXIT_OK)
+			return rc;
+	} else {
+		if (optind >= argc)
+			return usage_error(cmd, "missing filter expression");
+		in.data = join_words(argc - optind, argv + optind);
+		if (!in.data)
+			return input_error("bpfkit", "out of memory");
+		in.len = strlen(in.data);
+	}
+	struct bpfkit_prog prog = {NULL, 0};
+	struct bpfkit_error err;
+	if (bpfkit_compile(in.data, &opts, &prog, &err) != 0) {
+		if (err.column > 0) {
+			fprintf(stderr, "bpfkit: error: %d:%d: %s\n", err.line > 0 ? err.line : 1,
+				err.column, err.message);
+			show_source_line(&in, err.line > 0 ? err.line : 1, err.column, err.span);
+		} else {
+			fprintf(stderr, "bpfkit: error: %s\n", err.message);
+		}
+		rc = EXIT_INPUT;
+	} else {
+		rc = emit_program(&in, &prog, fmt, out);
+	}
+	bpfkit_prog_free(NULL, &prog);
+	if (exprfile)
+		free_input(&in);
+	else
+		free(in.data);
+	return rc;
+}
+
 static int cmd_unavailable(const struct command *cmd, int argc, char **argv)
 {
 	if (wants_help(argc, argv))
@@ -1502,11 +1703,18 @@ static const struct command commands[] = {
 	 "      --meta KEY=VALUE   set a Linux metadata field (repeatable)\n"
 	 "      --linux            Linux semantics with all metadata zero\n",
 	 HELP_ENGINES | HELP_META},
-	{"compile", cmd_unavailable,
+	{"compile", cmd_compile,
 	 "[-l LINKTYPE] [-s SNAPLEN] [-O0|-O1|-O2] [-f FORMAT]\n"
-	 "                      [-F EXPRFILE] [--] EXPRESSION...",
-	 "compile a filter expression (not available yet)",
-	 "Compiles a pcap filter expression into a classic BPF program.\n\n", 0},
+	 "                      [-F EXPRFILE] [-o OUT] [--] EXPRESSION...",
+	 "compile a filter expression",
+	 "Compiles a pcap-filter(7) expression into a classic BPF program with\n"
+	 "libpcap's meaning.  The words of EXPRESSION are joined by single spaces.\n\n"
+	 "  -l, --linktype TYPE    link type (name such as EN10MB, RAW, LINUX_SLL, or number)\n"
+	 "  -s, --snaplen N        value an accepting program returns (default 262144)\n"
+	 "  -O0, -O1, -O2          0: the straightforward program; 1, 2: simple folding\n"
+	 "  -f, --format FORMAT    output format (default listing)\n"
+	 "  -F FILE                read the expression from FILE\n"
+	 "  -o, --output FILE      write to FILE instead of standard output\n", 0},
 	{"filter", cmd_filter,
 	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-l LINKTYPE] [-O0]\n"
 	 "                     (-p PROGFILE | EXPRESSION...)",
@@ -1525,7 +1733,8 @@ static const struct command commands[] = {
 	 "                         all went well\n"
 	 "  -c, --count            print the number of matching packets as the last\n"
 	 "                         line (implied without -w; on standard error with -w -)\n"
-	 "  -e, --engine ENGINE    engine to run (default interp)\n"
+	 "  -e, --engine ENGINE    engine to run (default fast; interp for a program the\n"
+	 "                         fast engine refuses)\n"
 	 "  -l, --linktype TYPE    link type for compiling an expression (name or number)\n"
 	 "  -O LEVEL               optimisation level for compiling an expression\n"
 	 "  -p, --program FILE     the program, in any format (- is standard input)\n\n"

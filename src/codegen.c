@@ -1,0 +1,1088 @@
+/*
+ * codegen.c - AST -> IR for one link type, with libpcap's meaning.
+ *
+ * Generation runs backwards with continuations: gen(node, t, f) returns the
+ * entry block of code that goes to block t when node holds and to f when it
+ * does not, so "a and b" is gen(a, gen(b, t, f), f) and nothing is copied.
+ * Each test is one block that loads what it compares (no value lives across
+ * blocks; ir.c's passes rely on it).  The order of tests and loads follows
+ * libpcap's unoptimized code, because a load past the captured bytes rejects
+ * the whole packet: the order decides verdicts on short packets.
+ *
+ * Encapsulations ("vlan", "mpls", "pppoes") move the offsets of everything
+ * written after them in the expression, whatever the and/or structure - as in
+ * libpcap.  A first walk in textual order records the layer state each
+ * primitive sees (enc[], by the primitive's sequence number).
+ */
+#include "internal.h"
+#include "proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum enc_kind { ENC_LINK, ENC_PPP, ENC_MPLS };
+
+struct enc {
+	enum enc_kind kind;
+	enum proto_ltkind lt;   /* the link's kind (ENC_LINK) */
+	int off_type;           /* protocol field (ENC_LINK, ENC_PPP) */
+	int off_nl;             /* network layer */
+	int vlans;
+};
+
+struct gen {
+	struct compile_ctx *cc;
+	struct ir_func *fn;
+	const struct proto_link *link;
+	struct enc *encs;       /* by parse_node.seq */
+	int nenc;
+	struct enc e;           /* the state of the primitive being generated */
+	const struct parse_node *at;  /* for error positions */
+};
+
+static _Noreturn BK_PRINTF(2, 3) void fail(struct gen *g, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (g->at)
+		compile_error(g->cc, g->at->col, g->at->span, "%s", msg);
+	compile_error(g->cc, 0, 0, "%s", msg);
+}
+
+/* ---- blocks ---- */
+
+static int blk(struct gen *g)
+{
+	int b = ir_block_new(g->fn);
+	if (b < 0)
+		compile_error(g->cc, 0, 0, "out of memory");
+	return b;
+}
+
+static void st(struct gen *g, int b, uint16_t code, uint32_t k)
+{
+	ir_stmt_add(g->fn, b, code, k);
+}
+
+static uint16_t ldsize(int size)
+{
+	return size == 1 ? BPFKIT_B : size == 2 ? BPFKIT_H : BPFKIT_W;
+}
+
+/* relop -> (jump op, swap targets) */
+static int jump(struct gen *g, int b, int relop, bool x, uint32_t k, int t, int f)
+{
+	uint16_t src = x ? BPFKIT_X : BPFKIT_K;
+	switch (relop) {
+	case LEX_EQ: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | src, k, t, f);
+	case LEX_NE: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | src, k, f, t);
+	case LEX_GT: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JGT | src, k, t, f);
+	case LEX_GE: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JGE | src, k, t, f);
+	case LEX_LT: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JGE | src, k, f, t);
+	case LEX_LE: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JGT | src, k, f, t);
+	case LEX_BAND: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JSET | src, k, t, f);
+	default: return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | src, k, t, f);
+	}
+}
+
+/* ld size [off]; [and #mask]; compare k */
+static int test(struct gen *g, int size, uint32_t off, uint32_t mask, int relop, uint32_t k,
+		int t, int f)
+{
+	int b = blk(g);
+	st(g, b, BPFKIT_LD | BPFKIT_ABS | ldsize(size), off);
+	if (mask != 0xffffffffu)
+		st(g, b, BPFKIT_ALU | BPFKIT_AND | BPFKIT_K, mask);
+	return jump(g, b, relop, false, k, t, f);
+}
+
+/* ldxb 4*([nl]&0xf); ld size [x + nl + off]; compare k */
+static int test_x(struct gen *g, int size, uint32_t off, int relop, uint32_t k, int t, int f)
+{
+	int b = blk(g);
+	st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, (uint32_t)g->e.off_nl);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(size), (uint32_t)g->e.off_nl + off);
+	return jump(g, b, relop, false, k, t, f);
+}
+
+/* ---- link-layer protocol checks ---- */
+
+static uint32_t host_u32(uint32_t v)
+{
+	/* the value "ld [0]" reads from a host-order 32-bit field holding v */
+	const union { uint16_t s; uint8_t b[2]; } probe = {1};
+	if (probe.b[0])
+		return (v >> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24);
+	return v;
+}
+
+static int ppp_proto(uint32_t etype)
+{
+	switch (etype) {
+	case ETYPE_IP: return 0x21;
+	case ETYPE_IPV6: return 0x57;
+	case ETYPE_ATALK: return 0x29;
+	case ETYPE_IPX: return 0x2b;
+	case ETYPE_DECNET: return 0x27;
+	default: return -1;
+	}
+}
+
+/* The packet's network protocol is etype (an ethertype > 1500). */
+static int linktype(struct gen *g, uint32_t etype, int t, int f)
+{
+	const struct enc *e = &g->e;
+	if (e->kind == ENC_PPP) {
+		int p = ppp_proto(etype);
+		return p < 0 ? test(g, 2, (uint32_t)e->off_type, 0xffffffffu, LEX_EQ, etype, t, f)
+			     : test(g, 2, (uint32_t)e->off_type, 0xffffffffu, LEX_EQ,
+				    (uint32_t)p, t, f);
+	}
+	if (e->kind == ENC_MPLS) {
+		uint32_t v = etype == ETYPE_IP ? 0x40 : etype == ETYPE_IPV6 ? 0x60 : 0;
+		if (!v)
+			return f;
+		int ver = test(g, 1, (uint32_t)e->off_nl, 0xf0, LEX_EQ, v, t, f);
+		return test(g, 1, (uint32_t)e->off_nl - 2, 1, LEX_EQ, 1, ver, f);
+	}
+	switch (e->lt) {
+	case LT_ETHER: case LT_SLL: case LT_SLL2: case LT_PPP:
+		return test(g, 2, (uint32_t)e->off_type, 0xffffffffu, LEX_EQ, etype, t, f);
+	case LT_NULL: case LT_LOOP: {
+		uint32_t af = etype == ETYPE_IP ? 2 : etype == ETYPE_IPV6 ? 10 : 0;
+		if (!af)
+			return f;
+		return test(g, 4, 0, 0xffffffffu, LEX_EQ, e->lt == LT_NULL ? host_u32(af) : af,
+			    t, f);
+	}
+	case LT_RAW:
+		if (etype == ETYPE_IP)
+			return test(g, 1, 0, 0xf0, LEX_EQ, 0x40, t, f);
+		if (etype == ETYPE_IPV6)
+			return test(g, 1, 0, 0xf0, LEX_EQ, 0x60, t, f);
+		return f;
+	case LT_IPV4:
+		return etype == ETYPE_IP ? t : f;
+	case LT_IPV6:
+		return etype == ETYPE_IPV6 ? t : f;
+	default:
+		fail(g, "link type %s is not supported", g->link->name);
+	}
+}
+
+/* ---- network-layer checks ---- */
+
+static int nl(struct gen *g)
+{
+	return g->e.off_nl;
+}
+
+/* ip proto v */
+static int ip_proto(struct gen *g, uint32_t v, int t, int f)
+{
+	int c = test(g, 1, (uint32_t)nl(g) + 9, 0xffffffffu, LEX_EQ, v, t, f);
+	return linktype(g, ETYPE_IP, c, f);
+}
+
+/* ip6 proto v, also behind one fragment header */
+static int ip6_proto(struct gen *g, uint32_t v, int t, int f)
+{
+	int inner = test(g, 1, (uint32_t)nl(g) + 40, 0xffffffffu, LEX_EQ, v, t, f);
+	int frag = test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ, IPP_FRAG6, inner, f);
+	int direct = test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ, v, t, frag);
+	return linktype(g, ETYPE_IPV6, direct, f);
+}
+
+/* not a fragment after the first: (ip[6:2] & 0x1fff) == 0 */
+static int nofrag(struct gen *g, int t, int f)
+{
+	return test(g, 2, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_BAND, 0x1fff, f, t);
+}
+
+/* The transport protocols and where "proto" alone looks for them. */
+enum { ON_IP = 1, ON_IP6 = 2 };
+static const struct {
+	int kw;
+	uint32_t proto;
+	int on;
+} transports[] = {
+	{KW_TCP, IPP_TCP, ON_IP | ON_IP6}, {KW_UDP, IPP_UDP, ON_IP | ON_IP6},
+	{KW_SCTP, IPP_SCTP, ON_IP | ON_IP6}, {KW_ICMP, IPP_ICMP, ON_IP},
+	{KW_ICMP6, IPP_ICMP6, ON_IP6}, {KW_IGMP, IPP_IGMP, ON_IP}, {KW_IGRP, IPP_IGRP, ON_IP},
+	{KW_PIM, IPP_PIM, ON_IP | ON_IP6}, {KW_VRRP, IPP_VRRP, ON_IP},
+	{KW_CARP, IPP_CARP, ON_IP}, {KW_AH, IPP_AH, ON_IP | ON_IP6},
+	{KW_ESP, IPP_ESP, ON_IP | ON_IP6},
+};
+
+static int transport_row(int kw)
+{
+	for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++)
+		if (transports[i].kw == kw)
+			return (int)i;
+	return -1;
+}
+
+/* "tcp", "udp", ...: the protocol over IPv4 or IPv6 as libpcap tests it. */
+static int transport(struct gen *g, int row, int t, int f)
+{
+	uint32_t v = transports[row].proto;
+	if (transports[row].on == ON_IP)
+		return ip_proto(g, v, t, f);
+	if (transports[row].on == ON_IP6)
+		return ip6_proto(g, v, t, f);
+	return ip_proto(g, v, t, ip6_proto(g, v, t, f));
+}
+
+/* ---- values ---- */
+
+static const struct { const char *name; uint32_t etype; } ether_names[] = {
+	{"ip", ETYPE_IP}, {"ip6", ETYPE_IPV6}, {"arp", ETYPE_ARP}, {"rarp", ETYPE_RARP},
+	{"atalk", ETYPE_ATALK}, {"aarp", ETYPE_AARP}, {"decnet", ETYPE_DECNET},
+	{"lat", ETYPE_LAT}, {"sca", ETYPE_SCA}, {"moprc", ETYPE_MOPRC},
+	{"mopdl", ETYPE_MOPDL}, {"ipx", ETYPE_IPX},
+};
+
+static uint32_t number(struct gen *g, const struct lex_token *id, const char *what)
+{
+	if (id->kind != LEX_NUM)
+		fail(g, "%s '%s' is not a number", what, id->text);
+	return id->num;
+}
+
+static uint32_t port_value(struct gen *g, const struct lex_token *id, int proto)
+{
+	if (id->kind == LEX_NUM) {
+		if (id->num > 65535)
+			fail(g, "port %s out of range", id->text);
+		return id->num;
+	}
+	if (id->kind != LEX_NAME)
+		fail(g, "'%s' is not a port", id->text);
+	int tp = names_port(id->text, "tcp"), up = names_port(id->text, "udp");
+	int sp = names_port(id->text, "sctp");
+	int v = proto == KW_TCP ? tp : proto == KW_UDP ? up : proto == KW_SCTP ? sp : -1;
+	if (proto == 0 || v < 0) {
+		v = tp >= 0 ? tp : up >= 0 ? up : sp;
+		if (proto == 0 && tp >= 0 && up >= 0 && tp != up)
+			fail(g, "port '%s' is %d for tcp and %d for udp: say which", id->text, tp,
+			     up);
+	}
+	if (v < 0)
+		fail(g, "unknown port '%s'", id->text);
+	return (uint32_t)v;
+}
+
+/* ---- ports ---- */
+
+struct portspec {
+	int dir;
+	uint32_t lo, hi;   /* a range when lo != hi or range */
+	bool range;
+};
+
+/* One port field at off (0 src, 2 dst) holds the port (or is in the range). */
+static int port_field(struct gen *g, bool v6, uint32_t off, const struct portspec *ps, int t,
+		      int f)
+{
+	if (!ps->range) {
+		if (v6)
+			return test(g, 2, (uint32_t)nl(g) + 40 + off, 0xffffffffu, LEX_EQ, ps->lo,
+				    t, f);
+		return test_x(g, 2, off, LEX_EQ, ps->lo, t, f);
+	}
+	int hi, lo;
+	if (v6) {
+		hi = test(g, 2, (uint32_t)nl(g) + 40 + off, 0xffffffffu, LEX_GT, ps->hi, f, t);
+		lo = test(g, 2, (uint32_t)nl(g) + 40 + off, 0xffffffffu, LEX_GE, ps->lo, hi, f);
+	} else {
+		hi = test_x(g, 2, off, LEX_GT, ps->hi, f, t);
+		lo = test_x(g, 2, off, LEX_GE, ps->lo, hi, f);
+	}
+	return lo;
+}
+
+static int port_dir(struct gen *g, bool v6, const struct portspec *ps, int t, int f)
+{
+	switch (ps->dir) {
+	case KW_SRC: return port_field(g, v6, 0, ps, t, f);
+	case KW_DST: return port_field(g, v6, 2, ps, t, f);
+	case 1001: return port_field(g, v6, 0, ps, port_field(g, v6, 2, ps, t, f), f);
+	case 0: case 1000: return port_field(g, v6, 0, ps, t, port_field(g, v6, 2, ps, t, f));
+	default: fail(g, "this direction does not apply to ports");
+	}
+}
+
+static int ports(struct gen *g, int proto, const struct portspec *ps, int t, int f)
+{
+	static const int all[] = {KW_SCTP, KW_TCP, KW_UDP};
+	const int *list = all;
+	int n = 3;
+	if (proto == KW_TCP || proto == KW_UDP || proto == KW_SCTP) {
+		list = &proto;
+		n = 1;
+	} else if (proto != 0 && proto != KW_IP && proto != KW_IP6) {
+		fail(g, "'%s' modifier applied to port", lex_keyword_name(proto));
+	}
+	int v4 = f, v6 = f;
+	if (proto != KW_IP6) {
+		int next = f;
+		for (int i = n - 1; i >= 0; i--) {
+			uint32_t p = transports[transport_row(list[i])].proto;
+			int pc = port_dir(g, false, ps, t, next);
+			pc = nofrag(g, pc, next);
+			next = test(g, 1, (uint32_t)nl(g) + 9, 0xffffffffu, LEX_EQ, p, pc, next);
+		}
+		v4 = linktype(g, ETYPE_IP, next, f);
+	}
+	if (proto != KW_IP) {
+		int next = v4;
+		for (int i = n - 1; i >= 0; i--) {
+			uint32_t p = transports[transport_row(list[i])].proto;
+			int pc = port_dir(g, true, ps, t, next);
+			next = test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ, p, pc, next);
+		}
+		v6 = linktype(g, ETYPE_IPV6, next, v4);
+		return v6;
+	}
+	return v4;
+}
+
+/* ---- hosts and networks ---- */
+
+/* IPv4 address field at off (masked) equals addr, for one direction choice. */
+static int host4_dir(struct gen *g, uint32_t etype, uint32_t srcoff, uint32_t dstoff, int dir,
+		     uint32_t addr, uint32_t mask, int t, int f)
+{
+	uint32_t base = (uint32_t)nl(g);
+	int s, d;
+	switch (dir) {
+	case KW_SRC:
+		s = test(g, 4, base + srcoff, mask, LEX_EQ, addr, t, f);
+		return linktype(g, etype, s, f);
+	case KW_DST:
+		d = test(g, 4, base + dstoff, mask, LEX_EQ, addr, t, f);
+		return linktype(g, etype, d, f);
+	case 1001:
+		d = test(g, 4, base + dstoff, mask, LEX_EQ, addr, t, f);
+		d = linktype(g, etype, d, f);
+		s = test(g, 4, base + srcoff, mask, LEX_EQ, addr, d, f);
+		return linktype(g, etype, s, f);
+	case 0: case 1000:
+		d = test(g, 4, base + dstoff, mask, LEX_EQ, addr, t, f);
+		d = linktype(g, etype, d, f);
+		s = test(g, 4, base + srcoff, mask, LEX_EQ, addr, t, d);
+		return linktype(g, etype, s, d);
+	default:
+		fail(g, "this direction does not apply to IP addresses");
+	}
+}
+
+static int host4(struct gen *g, int proto, int dir, uint32_t addr, uint32_t mask, int t, int f)
+{
+	addr &= mask;
+	switch (proto) {
+	case KW_IP: return host4_dir(g, ETYPE_IP, 12, 16, dir, addr, mask, t, f);
+	case KW_ARP: return host4_dir(g, ETYPE_ARP, 14, 24, dir, addr, mask, t, f);
+	case KW_RARP: return host4_dir(g, ETYPE_RARP, 14, 24, dir, addr, mask, t, f);
+	case 0: {
+		int r = host4_dir(g, ETYPE_RARP, 14, 24, dir, addr, mask, t, f);
+		int a = host4_dir(g, ETYPE_ARP, 14, 24, dir, addr, mask, t, r);
+		return host4_dir(g, ETYPE_IP, 12, 16, dir, addr, mask, t, a);
+	}
+	default:
+		fail(g, "'%s' modifier applied to an IPv4 address", lex_keyword_name(proto));
+	}
+}
+
+static int addr6_at(struct gen *g, uint32_t off, const uint8_t a[16], const uint8_t m[16], int t,
+		    int f)
+{
+	int next = t;
+	for (int w = 3; w >= 0; w--) {
+		uint32_t av = 0, mv = 0;
+		for (int i = 0; i < 4; i++) {
+			av = av << 8 | a[w * 4 + i];
+			mv = mv << 8 | m[w * 4 + i];
+		}
+		next = test(g, 4, (uint32_t)nl(g) + off + (uint32_t)w * 4, mv, LEX_EQ, av & mv,
+			    next, f);
+	}
+	return next;
+}
+
+static int host6(struct gen *g, int proto, int dir, const uint8_t a[16], int masklen, int t,
+		 int f)
+{
+	if (proto != 0 && proto != KW_IP6)
+		fail(g, "'%s' modifier applied to an IPv6 address", lex_keyword_name(proto));
+	uint8_t m[16] = {0};
+	for (int i = 0; i < masklen; i++)
+		m[i / 8] |= (uint8_t)(0x80 >> (i % 8));
+	int s, d;
+	switch (dir) {
+	case KW_SRC:
+		return linktype(g, ETYPE_IPV6, addr6_at(g, 8, a, m, t, f), f);
+	case KW_DST:
+		return linktype(g, ETYPE_IPV6, addr6_at(g, 24, a, m, t, f), f);
+	case 1001:
+		d = linktype(g, ETYPE_IPV6, addr6_at(g, 24, a, m, t, f), f);
+		return linktype(g, ETYPE_IPV6, addr6_at(g, 8, a, m, d, f), f);
+	case 0: case 1000:
+		d = linktype(g, ETYPE_IPV6, addr6_at(g, 24, a, m, t, f), f);
+		s = linktype(g, ETYPE_IPV6, addr6_at(g, 8, a, m, t, d), d);
+		return s;
+	default:
+		fail(g, "this direction does not apply to IPv6 addresses");
+	}
+}
+
+static int ether_addr(struct gen *g, int dir, const uint8_t mac[6], int t, int f)
+{
+	if (g->link->off_mac < 0 || g->e.kind != ENC_LINK)
+		fail(g, "'ether' qualifiers need a link layer with MAC addresses, not %s",
+		     g->link->name);
+	uint32_t lo = (uint32_t)mac[2] << 24 | (uint32_t)mac[3] << 16 | (uint32_t)mac[4] << 8 |
+		      mac[5];
+	uint32_t hi = (uint32_t)mac[0] << 8 | mac[1];
+	uint32_t base = (uint32_t)g->link->off_mac;
+	int s, d;
+	switch (dir) {
+	case KW_SRC:
+		s = test(g, 2, base + 6, 0xffffffffu, LEX_EQ, hi, t, f);
+		return test(g, 4, base + 8, 0xffffffffu, LEX_EQ, lo, s, f);
+	case KW_DST:
+		d = test(g, 2, base, 0xffffffffu, LEX_EQ, hi, t, f);
+		return test(g, 4, base + 2, 0xffffffffu, LEX_EQ, lo, d, f);
+	case 1001:
+		d = test(g, 2, base, 0xffffffffu, LEX_EQ, hi, t, f);
+		d = test(g, 4, base + 2, 0xffffffffu, LEX_EQ, lo, d, f);
+		s = test(g, 2, base + 6, 0xffffffffu, LEX_EQ, hi, d, f);
+		return test(g, 4, base + 8, 0xffffffffu, LEX_EQ, lo, s, f);
+	case 0: case 1000:
+		d = test(g, 2, base, 0xffffffffu, LEX_EQ, hi, t, f);
+		d = test(g, 4, base + 2, 0xffffffffu, LEX_EQ, lo, d, f);
+		s = test(g, 2, base + 6, 0xffffffffu, LEX_EQ, hi, t, d);
+		return test(g, 4, base + 8, 0xffffffffu, LEX_EQ, lo, s, d);
+	default:
+		fail(g, "this direction does not apply to MAC addresses");
+	}
+}
+
+static bool hex12(const char *s, uint8_t mac[6])
+{
+	if (strlen(s) != 12)
+		return false;
+	for (int i = 0; i < 12; i++) {
+		char c = s[i];
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (v < 0)
+			return false;
+		if (i % 2 == 0)
+			mac[i / 2] = (uint8_t)(v << 4);
+		else
+			mac[i / 2] |= (uint8_t)v;
+	}
+	return true;
+}
+
+/* An IPv4 value as host/net wants it: the address and the mask of the given parts. */
+static void ipv4_value(const struct lex_token *id, bool net, uint32_t *addr, uint32_t *mask)
+{
+	if (id->kind == LEX_NUM) {
+		*addr = net ? id->num : id->num;
+		*mask = 0xffffffffu;
+		if (net) {
+			/* "net 10": a number is a network of its significant bytes */
+			uint32_t v = id->num;
+			if (v == 0) { *mask = 0; }
+			else if (v <= 0xff) { *addr = v << 24; *mask = 0xff000000u; }
+			else if (v <= 0xffff) { *addr = v << 16; *mask = 0xffff0000u; }
+			else if (v <= 0xffffff) { *addr = v << 8; *mask = 0xffffff00u; }
+		}
+		return;
+	}
+	uint32_t a = id->num;
+	int parts = id->nparts;
+	if (net) {
+		*addr = a << (8 * (4 - parts));
+		*mask = parts == 4 ? 0xffffffffu : ~(0xffffffffu >> (8 * parts));
+	} else {
+		/* inet_aton: the last part fills the remaining bytes */
+		*addr = parts == 4 ? a : parts == 1 ? a
+			: ((a >> (8 * (parts - 1))) << 24) | (a & 0xff);
+		if (parts == 3)
+			*addr = ((a >> 16) & 0xff) << 24 | ((a >> 8) & 0xff) << 16 | (a & 0xff);
+		*mask = 0xffffffffu;
+	}
+}
+
+static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	const struct lex_token *id = n->id;
+	bool net = n->type == KW_NET;
+	int proto = n->proto;
+	if (proto == KW_ETHER || proto == KW_LINK) {
+		uint8_t mac[6];
+		if (net)
+			fail(g, "'ether net' is not valid");
+		if (id->kind == LEX_MAC)
+			return ether_addr(g, n->dir, id->bytes, t, f);
+		if ((id->kind == LEX_NAME || id->kind == LEX_NUM) && hex12(id->text, mac))
+			return ether_addr(g, n->dir, mac, t, f);
+		if (id->kind == LEX_NAME && names_ether(id->text, mac) == 0)
+			return ether_addr(g, n->dir, mac, t, f);
+		if (id->kind == LEX_NAME)
+			fail(g, "unknown ether host '%s'", id->text);
+		fail(g, "'ether host' needs a MAC address, not %s", id->text);
+	}
+	if (id->kind == LEX_MAC) {
+		if (proto == 0 && !net)
+			return ether_addr(g, n->dir, id->bytes, t, f);
+		fail(g, "a MAC address needs 'ether host'");
+	}
+	if (id->kind == LEX_IPV6) {
+		int ml = n->masklen >= 0 ? n->masklen : 128;
+		if (!net && n->masklen >= 0 && n->masklen < 128)
+			fail(g, "a mask applies to 'net', not 'host'");
+		if (net) {
+			for (int i = ml; i < 128; i++)
+				if (id->bytes[i / 8] & (0x80 >> (i % 8)))
+					fail(g, "non-network bits set in \"%s/%d\"", id->text, ml);
+		}
+		return host6(g, proto, n->dir, id->bytes, ml, t, f);
+	}
+	if (proto == KW_IP6 && id->kind != LEX_NAME)
+		fail(g, "'ip6 %s' needs an IPv6 address, not %s", net ? "net" : "host",
+		     id->text);
+	if (id->kind == LEX_IPV4 || id->kind == LEX_NUM) {
+		uint32_t addr, mask;
+		ipv4_value(id, net, &addr, &mask);
+		if (n->masklen >= 0) {
+			if (!net)
+				fail(g, "a mask applies to 'net', not 'host'");
+			if (id->kind == LEX_IPV4)
+				addr = id->num << (8 * (4 - id->nparts));
+			mask = n->masklen ? ~(0xffffffffu >> n->masklen) : 0;
+		}
+		if (n->mask) {
+			if (!net)
+				fail(g, "a mask applies to 'net', not 'host'");
+			addr = id->num << (8 * (4 - id->nparts));
+			mask = n->mask->num;
+		}
+		if (addr & ~mask)
+			fail(g, "non-network bits set in \"%s\"", id->text);
+		return host4(g, proto, n->dir, addr, mask, t, f);
+	}
+	/* a name */
+	if (net) {
+		uint32_t v;
+		if (names_net(id->text, &v) != 0)
+			fail(g, "unknown network '%s'", id->text);
+		uint32_t mask = 0xffffffffu;
+		while (v && !(v & 0xff000000u)) {
+			v <<= 8;
+			mask <<= 8;
+		}
+		return host4(g, proto, n->dir, v, mask, t, f);
+	}
+	uint32_t a4[64];
+	uint8_t a6[64][16];
+	int n4 = proto == KW_IP6 ? 0 : names_host4(id->text, a4, 64);
+	int n6 = (proto == 0 || proto == KW_IP6) ? names_host6(id->text, a6, 64) : 0;
+	if (n4 + n6 == 0)
+		fail(g, "unknown host '%s'", id->text);
+	int next = f;
+	for (int i = n6 - 1; i >= 0; i--)
+		next = host6(g, proto, n->dir, a6[i], 128, t, next);
+	for (int i = n4 - 1; i >= 0; i--)
+		next = host4(g, proto, n->dir, a4[i], 0xffffffffu, t, next);
+	return next;
+}
+
+/* ---- proto / protochain ---- */
+
+static uint32_t proto_number(struct gen *g, const struct parse_node *n, bool ether)
+{
+	const struct lex_token *id = n->id;
+	if (id->kind == LEX_NUM) {
+		if (id->num > (ether ? 0xffffu : 0xffu))
+			fail(g, "protocol %s out of range", id->text);
+		return id->num;
+	}
+	if (id->kind != LEX_NAME)
+		fail(g, "'%s' is not a protocol", id->text);
+	if (ether) {
+		for (size_t i = 0; i < sizeof ether_names / sizeof ether_names[0]; i++)
+			if (strcmp(ether_names[i].name, id->text) == 0)
+				return ether_names[i].etype;
+		fail(g, "unknown ether proto '%s'", id->text);
+	}
+	int v = names_proto(id->text);
+	if (v < 0) {
+		int kw = lex_keyword(id->text);
+		int row = kw > 0 ? transport_row(kw) : -1;
+		if (row < 0)
+			fail(g, "unknown ip proto '%s'", id->text);
+		v = (int)transports[row].proto;
+	}
+	return (uint32_t)v;
+}
+
+static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (n->type == KW_PROTOCHAIN)
+		fail(g, "'protochain' is not supported yet");
+	switch (n->proto) {
+	case KW_ETHER: case KW_LINK: {
+		uint32_t v = proto_number(g, n, true);
+		if (v <= 1500)
+			fail(g, "ether proto %u (an 802.3 length) is not supported yet", v);
+		return linktype(g, v, t, f);
+	}
+	case KW_IP: return ip_proto(g, proto_number(g, n, false), t, f);
+	case KW_IP6: return ip6_proto(g, proto_number(g, n, false), t, f);
+	case 0: {
+		uint32_t v = proto_number(g, n, false);
+		return ip_proto(g, v, t, ip6_proto(g, v, t, f));
+	}
+	default:
+		fail(g, "'%s proto' is not supported", lex_keyword_name(n->proto));
+	}
+}
+
+/* ---- arithmetic ---- */
+
+struct arith_ctx {
+	int depth;          /* scratch words in use */
+	const struct parse_arith *loads[32];
+	int nloads;
+};
+
+static void arith_collect(struct gen *g, struct arith_ctx *ac, const struct parse_arith *a)
+{
+	if (!a)
+		return;
+	if (a->kind == PA_LOAD && ac->nloads < 32)
+		ac->loads[ac->nloads++] = a;
+	arith_collect(g, ac, a->l);
+	arith_collect(g, ac, a->r);
+}
+
+static bool load_needs_x(int proto)
+{
+	return transport_row(proto) >= 0 && proto != KW_ICMP6 &&
+	       !(transports[transport_row(proto)].on == ON_IP6);
+}
+
+/* The protocol test a load proto[...] implies. */
+static int load_check(struct gen *g, int proto, int t, int f)
+{
+	switch (proto) {
+	case KW_ETHER: case KW_LINK:
+		if (g->link->off_mac < 0 && proto == KW_ETHER)
+			fail(g, "'ether[]' needs an Ethernet link layer, not %s", g->link->name);
+		return t;
+	case KW_IP: return linktype(g, ETYPE_IP, t, f);
+	case KW_IP6: return linktype(g, ETYPE_IPV6, t, f);
+	case KW_ARP: return linktype(g, ETYPE_ARP, t, f);
+	case KW_RARP: return linktype(g, ETYPE_RARP, t, f);
+	case KW_ICMP6:
+		return linktype(g, ETYPE_IPV6, test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ,
+						    IPP_ICMP6, t, f), f);
+	default: {
+		int row = transport_row(proto);
+		if (row < 0)
+			fail(g, "'%s[]' is not supported on this link type",
+			     lex_keyword_name(proto));
+		int c = nofrag(g, t, f);
+		c = transport(g, row, c, f);
+		return linktype(g, ETYPE_IP, c, f);
+	}
+	}
+}
+
+static uint32_t load_base(struct gen *g, int proto)
+{
+	switch (proto) {
+	case KW_ETHER: case KW_LINK: return 0;
+	case KW_ICMP6: return (uint32_t)nl(g) + 40;
+	default: return (uint32_t)nl(g);
+	}
+}
+
+static uint16_t alu_op(int op)
+{
+	switch (op) {
+	case LEX_ADD: return BPFKIT_ADD;
+	case LEX_SUB: return BPFKIT_SUB;
+	case LEX_MUL: return BPFKIT_MUL;
+	case LEX_DIV: return BPFKIT_DIV;
+	case LEX_MOD: return BPFKIT_MOD;
+	case LEX_BAND: return BPFKIT_AND;
+	case LEX_BOR: return BPFKIT_OR;
+	case LEX_XOR: return BPFKIT_XOR;
+	case LEX_SHL: return BPFKIT_LSH;
+	default: return BPFKIT_RSH;
+	}
+}
+
+/* Emits code leaving the value of a in A (X and scratch words above depth clobbered). */
+static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse_arith *a)
+{
+	switch (a->kind) {
+	case PA_NUM:
+		st(g, b, BPFKIT_LD | BPFKIT_IMM, a->num);
+		return;
+	case PA_LEN:
+		st(g, b, BPFKIT_LD | BPFKIT_LEN | BPFKIT_W, 0);
+		return;
+	case PA_NEG:
+		arith(g, ac, b, a->l);
+		st(g, b, BPFKIT_ALU | BPFKIT_NEG, 0);
+		return;
+	case PA_LOAD:
+		arith(g, ac, b, a->l);
+		if (load_needs_x(a->proto)) {
+			st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, (uint32_t)nl(g));
+			st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);
+		}
+		st(g, b, BPFKIT_MISC | BPFKIT_TAX, 0);
+		st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(a->size), load_base(g, a->proto));
+		return;
+	case PA_BIN:
+		if (a->r->kind == PA_NUM) {
+			if ((a->op == LEX_DIV || a->op == LEX_MOD) && a->r->num == 0) {
+				g->at = NULL;
+				compile_error(g->cc, a->r->col, a->r->span,
+					      a->op == LEX_DIV ? "division by zero" : "modulus by zero");
+			}
+			arith(g, ac, b, a->l);
+			st(g, b, BPFKIT_ALU | alu_op(a->op) | BPFKIT_K, a->r->num);
+			return;
+		}
+		arith(g, ac, b, a->l);
+		if (ac->depth >= BPFKIT_MEMWORDS)
+			compile_error(g->cc, a->col, a->span, "expression too complex");
+		int slot = ac->depth++;
+		st(g, b, BPFKIT_ST, (uint32_t)slot);
+		arith(g, ac, b, a->r);
+		st(g, b, BPFKIT_MISC | BPFKIT_TAX, 0);
+		st(g, b, BPFKIT_LD | BPFKIT_MEM, (uint32_t)slot);
+		st(g, b, BPFKIT_ALU | alu_op(a->op) | BPFKIT_X, 0);
+		ac->depth--;
+		return;
+	}
+}
+
+static int relation(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	struct arith_ctx ac = {0};
+	int b = blk(g);
+	if (n->b->kind == PA_NUM) {
+		arith(g, &ac, b, n->a);
+		jump(g, b, n->relop, false, n->b->num, t, f);
+	} else {
+		arith(g, &ac, b, n->a);
+		st(g, b, BPFKIT_ST, 0);
+		ac.depth = 1;
+		arith(g, &ac, b, n->b);
+		st(g, b, BPFKIT_MISC | BPFKIT_TAX, 0);
+		st(g, b, BPFKIT_LD | BPFKIT_MEM, 0);
+		jump(g, b, n->relop, true, 0, t, f);
+	}
+	arith_collect(g, &ac, n->a);
+	arith_collect(g, &ac, n->b);
+	int entry = b;
+	for (int i = ac.nloads - 1; i >= 0; i--)
+		entry = load_check(g, ac.loads[i]->proto, entry, f);
+	return entry;
+}
+
+/* ---- primitives ---- */
+
+static int pname(struct gen *g, int proto, int t, int f)
+{
+	switch (proto) {
+	case KW_IP: return linktype(g, ETYPE_IP, t, f);
+	case KW_IP6: return linktype(g, ETYPE_IPV6, t, f);
+	case KW_ARP: return linktype(g, ETYPE_ARP, t, f);
+	case KW_RARP: return linktype(g, ETYPE_RARP, t, f);
+	case KW_ATALK: return linktype(g, ETYPE_ATALK, t, f);
+	case KW_AARP: return linktype(g, ETYPE_AARP, t, f);
+	case KW_DECNET: return linktype(g, ETYPE_DECNET, t, f);
+	case KW_LAT: return linktype(g, ETYPE_LAT, t, f);
+	case KW_SCA: return linktype(g, ETYPE_SCA, t, f);
+	case KW_MOPRC: return linktype(g, ETYPE_MOPRC, t, f);
+	case KW_MOPDL: return linktype(g, ETYPE_MOPDL, t, f);
+	default: {
+		int row = transport_row(proto);
+		if (row >= 0)
+			return transport(g, row, t, f);
+		fail(g, "'%s' is not supported yet", lex_keyword_name(proto));
+	}
+	}
+}
+
+static int vlan(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
+		fail(g, "no VLAN support for %s", g->link->name);
+	int body = t;
+	if (n->id) {
+		uint32_t id = number(g, n->id, "vlan id");
+		if (id > 4095)
+			fail(g, "vlan id %u out of range", id);
+		body = test(g, 2, (uint32_t)g->e.off_nl, 0xfff, LEX_EQ, id, t, f);
+	}
+	int c = test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_EQ, ETYPE_QINQ_OLD, body, f);
+	c = test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_EQ, ETYPE_QINQ, body, c);
+	return test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_EQ, ETYPE_VLAN, body, c);
+}
+
+static int mpls(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	int body = t;
+	if (n->id) {
+		uint32_t label = number(g, n->id, "mpls label");
+		if (label > 0xfffff)
+			fail(g, "mpls label %u out of range", label);
+		body = test(g, 4, (uint32_t)g->e.off_nl, 0xfffff000u, LEX_EQ, label << 12, t, f);
+	}
+	if (g->e.kind == ENC_MPLS)
+		return test(g, 1, (uint32_t)g->e.off_nl - 2, 1, LEX_EQ, 0, body, f);
+	if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
+		fail(g, "no MPLS support for %s", g->link->name);
+	return linktype(g, ETYPE_MPLS, body, f);
+}
+
+static int pppoe(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (g->e.kind != ENC_LINK)
+		fail(g, "'%s' is not supported inside other encapsulations", lex_keyword_name(n->prim));
+	if (n->prim == KW_PPPOED)
+		return linktype(g, ETYPE_PPPOED, t, f);
+	int body = t;
+	if (n->id) {
+		uint32_t s = number(g, n->id, "pppoes session");
+		if (s > 0xffff)
+			fail(g, "pppoes session %u out of range", s);
+		body = test(g, 4, (uint32_t)g->e.off_nl, 0xffff, LEX_EQ, s, t, f);
+	}
+	return linktype(g, ETYPE_PPPOES, body, f);
+}
+
+static int prim(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	switch (n->prim) {
+	case 0:
+		break;
+	case KW_LESS: case KW_GREATER: {
+		int b = blk(g);
+		st(g, b, BPFKIT_LD | BPFKIT_LEN | BPFKIT_W, 0);
+		uint32_t k = number(g, n->id, "length");
+		return n->prim == KW_LESS ? jump(g, b, LEX_LE, false, k, t, f)
+					  : jump(g, b, LEX_GE, false, k, t, f);
+	}
+	case KW_BROADCAST:
+		if (n->proto == 0 || n->proto == KW_ETHER) {
+			static const uint8_t bc[6] = {255, 255, 255, 255, 255, 255};
+			return ether_addr(g, KW_DST, bc, t, f);
+		}
+		if (n->proto == KW_IP) {
+			if (!g->cc->netmask)
+				fail(g, "netmask not known, so 'ip broadcast' not supported");
+			uint32_t m = ~g->cc->netmask;
+			int b2 = test(g, 4, (uint32_t)nl(g) + 16, m, LEX_EQ, m, t, f);
+			int b1 = test(g, 4, (uint32_t)nl(g) + 16, m, LEX_EQ, 0, t, b2);
+			return linktype(g, ETYPE_IP, b1, f);
+		}
+		fail(g, "'%s broadcast' is not supported", lex_keyword_name(n->proto));
+	case KW_MULTICAST:
+		if (n->proto == 0 || n->proto == KW_ETHER) {
+			if (g->link->off_mac < 0)
+				fail(g, "'ether multicast' needs MAC addresses, not %s",
+				     g->link->name);
+			return test(g, 1, (uint32_t)g->link->off_mac, 0xffffffffu, LEX_BAND, 1, t, f);
+		}
+		if (n->proto == KW_IP)
+			return linktype(g, ETYPE_IP, test(g, 1, (uint32_t)nl(g) + 16, 0xffffffffu,
+							  LEX_GE, 0xe0, t, f), f);
+		if (n->proto == KW_IP6)
+			return linktype(g, ETYPE_IPV6, test(g, 1, (uint32_t)nl(g) + 24, 0xffffffffu,
+							    LEX_EQ, 0xff, t, f), f);
+		fail(g, "'%s multicast' is not supported", lex_keyword_name(n->proto));
+	case KW_VLAN:
+		return vlan(g, n, t, f);
+	case KW_MPLS:
+		return mpls(g, n, t, f);
+	case KW_PPPOED: case KW_PPPOES:
+		return pppoe(g, n, t, f);
+	case KW_LLC:
+		if (n->id)
+			fail(g, "'llc %s' is not supported yet", n->id->text);
+		if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
+			fail(g, "'llc' is not supported on %s", g->link->name);
+		{
+			int c = test(g, 2, (uint32_t)g->e.off_nl, 0xffffffffu, LEX_EQ, 0xffff, f, t);
+			return test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_GT, 1500, f, c);
+		}
+	default:
+		fail(g, "'%s' is not supported on %s", lex_keyword_name(n->prim), g->link->name);
+	}
+	if (!n->id)
+		return pname(g, n->proto, t, f);
+	switch (n->type) {
+	case KW_PORT: case KW_PORTRANGE: {
+		struct portspec ps = {.dir = n->dir};
+		if (n->type == KW_PORTRANGE) {
+			/* "portrange 10-20" arrives as one name */
+			const char *s = n->id->text;
+			const char *dash = strchr(s, '-');
+			if (n->id->kind == LEX_NUM) {
+				ps.lo = ps.hi = port_value(g, n->id, n->proto);
+			} else if (dash) {
+				struct lex_token a = *n->id, b = *n->id;
+				char lo[64], hi[64];
+				snprintf(lo, sizeof lo, "%.*s", (int)(dash - s), s);
+				snprintf(hi, sizeof hi, "%s", dash + 1);
+				a.text = lo;
+				b.text = hi;
+				char *end;
+				a.kind = b.kind = LEX_NAME;
+				unsigned long v = strtoul(lo, &end, 10);
+				if (*lo && !*end) { a.kind = LEX_NUM; a.num = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v; }
+				v = strtoul(hi, &end, 10);
+				if (*hi && !*end) { b.kind = LEX_NUM; b.num = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v; }
+				ps.lo = port_value(g, &a, n->proto);
+				ps.hi = port_value(g, &b, n->proto);
+			} else {
+				fail(g, "portrange needs LOW-HIGH, not '%s'", s);
+			}
+			if (ps.lo > ps.hi) {
+				uint32_t x = ps.lo;
+				ps.lo = ps.hi;
+				ps.hi = x;
+			}
+			ps.range = true;
+		} else {
+			ps.lo = ps.hi = port_value(g, n->id, n->proto);
+		}
+		return ports(g, n->proto, &ps, t, f);
+	}
+	case KW_PROTO: case KW_PROTOCHAIN:
+		return proto_prim(g, n, t, f);
+	case KW_GATEWAY:
+		fail(g, "'gateway' is not supported yet");
+	case 0: case KW_HOST: case KW_NET:
+		if (n->proto == KW_TCP || n->proto == KW_UDP || n->proto == KW_SCTP ||
+		    n->proto == KW_ICMP) {
+			if (n->type == 0 && n->id->kind == LEX_NUM)
+				fail(g, "'%s' modifier applied to host (did you mean '%s port'?)",
+				     lex_keyword_name(n->proto), lex_keyword_name(n->proto));
+			fail(g, "'%s' modifier applied to %s", lex_keyword_name(n->proto),
+			     n->type == KW_NET ? "net" : "host");
+		}
+		return host_net(g, n, t, f);
+	default:
+		fail(g, "'%s' is not supported", lex_keyword_name(n->type));
+	}
+}
+
+static int gen(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	switch (n->kind) {
+	case PN_AND: {
+		int r = gen(g, n->r, t, f);
+		return gen(g, n->l, r, f);
+	}
+	case PN_OR: {
+		int r = gen(g, n->r, t, f);
+		return gen(g, n->l, t, r);
+	}
+	case PN_NOT:
+		return gen(g, n->l, f, t);
+	case PN_PRIM: case PN_REL:
+		g->e = g->encs[n->seq];
+		g->at = n;
+		return n->kind == PN_REL ? relation(g, n, t, f) : prim(g, n, t, f);
+	}
+	return f;
+}
+
+/* The layer state each primitive sees, walking in textual order. */
+static void encaps(struct gen *g, const struct parse_node *n, struct enc *cur)
+{
+	if (!n)
+		return;
+	if (n->kind != PN_PRIM && n->kind != PN_REL) {
+		encaps(g, n->l, cur);
+		encaps(g, n->r, cur);
+		return;
+	}
+	if (n->seq >= g->nenc)
+		return;
+	g->encs[n->seq] = *cur;
+	if (n->kind != PN_PRIM)
+		return;
+	switch (n->prim) {
+	case KW_VLAN:
+		if (cur->kind == ENC_LINK) {
+			cur->off_type += 4;
+			cur->off_nl += 4;
+		}
+		break;
+	case KW_MPLS:
+		cur->kind = ENC_MPLS;
+		cur->off_nl += 4;
+		break;
+	case KW_PPPOES:
+		cur->kind = ENC_PPP;
+		cur->off_type = cur->off_nl + 6;
+		cur->off_nl += 8;
+		break;
+	default:
+		break;
+	}
+}
+
+static int count_prims(const struct parse_node *n)
+{
+	if (!n)
+		return 0;
+	if (n->kind == PN_PRIM || n->kind == PN_REL)
+		return n->seq + 1;
+	int a = count_prims(n->l), b = count_prims(n->r);
+	return a > b ? a : b;
+}
+
+void codegen_run(struct compile_ctx *cc, const struct parse_node *root, struct ir_func *fn)
+{
+	struct gen g = {.cc = cc, .fn = fn};
+	g.link = linktype_link(cc->linktype);
+	if (!g.link) {
+		const char *name = bpfkit_linktype_name(cc->linktype);
+		if (name)
+			compile_error(cc, 0, 0, "link type %s is not supported by the compiler yet",
+				      name);
+		compile_error(cc, 0, 0, "unknown link type %d", cc->linktype);
+	}
+	int accept = ir_ret(fn, cc->snaplen);
+	int reject = ir_ret(fn, 0);
+	if (!root) {
+		fn->entry = accept;
+		return;
+	}
+	g.nenc = count_prims(root);
+	g.encs = compile_alloc(cc, (size_t)(g.nenc + 1) * sizeof *g.encs);
+	struct enc start = {ENC_LINK, g.link->kind, g.link->off_type, g.link->off_nl, 0};
+	encaps(&g, root, &start);
+	fn->entry = gen(&g, root, accept, reject);
+	if (fn->failed)
+		compile_error(cc, 0, 0, "out of memory");
+}

@@ -1,0 +1,93 @@
+/*
+ * compile.c - bpfkit_compile: the pcap-filter compiler's pipeline.
+ *
+ * One arena holds tokens, AST and IR for the whole compile and is freed in
+ * one call; the finished program is copied out by emit_run.  The front end
+ * (lexer, parser, code generator) reports errors by unwinding to the single
+ * setjmp in bpfkit_compile through compile_error.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+_Noreturn void compile_error(struct compile_ctx *cc, int col, int span, const char *fmt, ...)
+{
+	char msg[sizeof cc->err->message];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (col > 0)
+		error_at(cc->err, cc->err_line, col, span, "%s", msg);
+	else
+		error_set(cc->err, "%s", msg);
+	longjmp(cc->fail, 1);
+}
+
+void *compile_alloc(struct compile_ctx *cc, size_t size)
+{
+	void *p = mem_arena_alloc(&cc->arena, size);
+	if (!p)
+		compile_error(cc, 0, 0, "out of memory");
+	memset(p, 0, size);
+	return p;
+}
+
+/*
+ * The pipeline, as a list of calls.  The one setjmp of the compiler is here:
+ * compile_error unwinds to it from anywhere in the front end.
+ */
+static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
+		       struct bpfkit_prog *out)
+{
+	if (setjmp(cc->fail)) {
+		mem_arena_free(&cc->arena);
+		return -1;
+	}
+	struct lex_tokens toks;
+	lex_run(cc, cc->expr, &toks);
+	struct parse_node *ast = parse_run(cc, &toks);
+	struct ir_func fn;
+	ir_init(&fn, &cc->arena);
+	codegen_run(cc, ast, &fn);
+	if (ir_verify(&fn, cc->err) != 0)
+		goto fail;
+	if (cc->optimize >= 1) {
+		ir_pass_fold(&fn);
+		if (ir_verify(&fn, cc->err) != 0)
+			goto fail;
+	}
+	if (emit_run(&fn, alloc, out, cc->err) != 0)
+		goto fail;
+	if (bpfkit_validate(out->insns, out->len, BPFKIT_VALIDATE_PCAP, cc->err) != 0) {
+		bpfkit_prog_free(alloc, out);
+		goto fail;
+	}
+	mem_arena_free(&cc->arena);
+	return 0;
+fail:
+	mem_arena_free(&cc->arena);
+	return -1;
+}
+
+int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
+		   struct bpfkit_prog *out, struct bpfkit_error *err)
+{
+	static const struct bpfkit_compile_opts defaults = {.linktype = 1, .optimize = 2};
+	if (!opts)
+		opts = &defaults;
+	out->insns = NULL;
+	out->len = 0;
+	struct compile_ctx ctx = {
+		.err = err,
+		.expr = expr ? expr : "",
+		.linktype = opts->linktype,
+		.snaplen = opts->snaplen ? opts->snaplen : 262144,
+		.netmask = opts->netmask,
+		.optimize = opts->optimize,
+		.err_line = 1,
+	};
+	mem_arena_init(&ctx.arena, opts->alloc);
+	return compile_run(&ctx, opts->alloc, out);
+}

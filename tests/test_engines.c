@@ -1,0 +1,676 @@
+/*
+ * test_engines.c - the prepared engines (fast interpreter, JIT) against the
+ * reference interpreter, bpfkit_interp, which is the oracle.
+ *
+ * `engines` lists every prepared engine (name, dialects, prepare/run/free);
+ * adding one is one row, and every test below then checks it:
+ *   - hand-written programs aimed at the fast engine's transformations
+ *     (merged bounds checks, fused load+jump, ja threading, impossible loads);
+ *   - random valid programs (tests/randprog.h) on random packets and on real
+ *     ones from ../shared/pcaps, each cut just before and at the end of every
+ *     load the reference executes (found with bpfkit_interp_trace), in both
+ *     dialects (Linux with random meta and ancillary loads);
+ *   - prepare's failures: invalid programs, bad flags, every allocation.
+ * The table-driven rows of test_interp.c run through `fast` as well.
+ */
+#define _DEFAULT_SOURCE 1 /* pcap.h needs u_int & co. */
+#include "harness.h"
+#include "internal.h"
+#include "randprog.h"
+
+#include <dirent.h>
+#include <pcap/pcap.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------ */
+/* Engines                                                             */
+
+struct engine {
+	const char *name;
+	bool linux_dialect; /* can prepare with the Linux dialect */
+	/* NULL and err filled when the engine refuses the program. */
+	void *(*prepare)(const struct bpfkit_insn *insns, size_t n, bool lnx,
+			 const struct bpfkit_alloc *alloc, struct bpfkit_error *err);
+	uint32_t (*run)(const void *h, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
+			const struct bpfkit_meta *meta);
+	void (*release)(void *h);
+};
+
+static void *fast_prepare(const struct bpfkit_insn *insns, size_t n, bool lnx,
+			  const struct bpfkit_alloc *alloc, struct bpfkit_error *err)
+{
+	struct bpfkit_fast *f = NULL;
+	if (bpfkit_fast_prepare(insns, n, lnx ? BPFKIT_FAST_LINUX : 0, alloc, &f, err) != 0)
+		return NULL;
+	return f;
+}
+
+static uint32_t fast_run(const void *h, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
+			 const struct bpfkit_meta *meta)
+{
+	if (!meta)
+		return bpfkit_fast_run(h, pkt, caplen, wirelen);
+	return bpfkit_fast_run_meta(h, pkt, caplen, wirelen, meta);
+}
+
+static void fast_release(void *h)
+{
+	bpfkit_fast_free(h);
+}
+
+/* The JIT (libpcap dialect only), plain and with constant blinding; x86-64 builds. */
+#if defined(__x86_64__) && defined(__unix__) && !defined(__ILP32__)
+static void *jit_prepare_flags(const struct bpfkit_insn *insns, size_t n, bool lnx,
+			       unsigned flags,
+			       const struct bpfkit_alloc *alloc, struct bpfkit_error *err)
+{
+	struct bpfkit_jit *j = NULL;
+	if (lnx || bpfkit_jit_compile(insns, n, flags, alloc, &j, err) != 0)
+		return NULL;
+	return j;
+}
+
+static void *jit_prepare(const struct bpfkit_insn *insns, size_t n, bool lnx,
+			 const struct bpfkit_alloc *alloc, struct bpfkit_error *err)
+{
+	return jit_prepare_flags(insns, n, lnx, 0, alloc, err);
+}
+
+static void *jit_prepare_blind(const struct bpfkit_insn *insns, size_t n, bool lnx,
+			       const struct bpfkit_alloc *alloc, struct bpfkit_error *err)
+{
+	return jit_prepare_flags(insns, n, lnx, BPFKIT_JIT_BLIND, alloc, err);
+}
+
+static uint32_t jit_run(const void *h, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
+			const struct bpfkit_meta *meta)
+{
+	(void)meta;
+	return bpfkit_jit_run(h, pkt, caplen, wirelen);
+}
+
+static void jit_release(void *h)
+{
+	bpfkit_jit_free(h);
+}
+#endif
+
+/* Later engines (jit) add a row here. */
+static const struct engine engines[] = {
+	{"fast", true, fast_prepare, fast_run, fast_release},
+#if defined(__x86_64__) && defined(__unix__) && !defined(__ILP32__)
+	{"jit", false, jit_prepare, jit_run, jit_release},
+	{"jit-blind", false, jit_prepare_blind, jit_run, jit_release},
+#endif
+};
+enum { NENGINES = sizeof engines / sizeof engines[0] };
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+
+static void format_prog(char *buf, size_t size, const struct bpfkit_insn *insns, size_t n)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used + 40 < size; i++)
+		used += (size_t)snprintf(buf + used, size - used, "%s{0x%02x,%u,%u,0x%" PRIx32 "}",
+					 i ? " " : "", insns[i].code, insns[i].jt, insns[i].jf,
+					 insns[i].k);
+	if (n && used + 40 >= size)
+		snprintf(buf + used, size - used, " ...");
+}
+
+/* Failures reported per test before the rest are only counted. */
+enum { MAX_REPORTS = 5 };
+
+struct diff {
+	size_t runs, reported, mismatches;
+};
+
+/*
+ * Runs h (engine e's handle for prog) and the reference on one packet; reports a
+ * disagreement with the program.
+ */
+static void compare(struct diff *d, const struct engine *e, const void *h,
+		    const struct bpfkit_insn *prog, size_t n, const uint8_t *pkt, uint32_t caplen,
+		    uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	uint32_t want = bpfkit_interp(prog, n, pkt, caplen, wirelen, meta);
+	uint32_t got = e->run(h, pkt, caplen, wirelen, meta);
+	d->runs++;
+	if (got == want)
+		return;
+	d->mismatches++;
+	if (d->reported++ >= MAX_REPORTS)
+		return;
+	char buf[3000];
+	format_prog(buf, sizeof buf, prog, n);
+	CHECK_MSG(0, "[%s%s] got %" PRIu32 ", interp %" PRIu32 " (caplen %" PRIu32 " wirelen %"
+		  PRIu32 "); program (%zu insns): %s", e->name, meta ? " linux" : "", got, want,
+		  caplen, wirelen, n, buf);
+}
+
+/* Collects the end offsets of the packet loads a reference run executes. */
+struct load_ends {
+	uint32_t v[64];
+	size_t n;
+	uint32_t prev_x;
+	bool lnx;
+};
+
+static void collect_loads(void *ctx, const struct bpfkit_trace *t)
+{
+	struct load_ends *le = ctx;
+	uint16_t code = t->insn.code;
+	uint32_t size = BPFKIT_SIZE(code) == BPFKIT_W ? 4 : BPFKIT_SIZE(code) == BPFKIT_H ? 2 : 1;
+	uint64_t off = UINT64_MAX;
+	if (BPFKIT_CLASS(code) == BPFKIT_LD && BPFKIT_MODE(code) == BPFKIT_ABS)
+		off = t->insn.k;
+	else if (BPFKIT_CLASS(code) == BPFKIT_LD && BPFKIT_MODE(code) == BPFKIT_IND)
+		off = (uint64_t)t->x + t->insn.k; /* ind loads do not change X */
+	else if (code == (BPFKIT_LDX | BPFKIT_B | BPFKIT_MSH))
+		off = t->insn.k, size = 1;
+	if (le->lnx && off != UINT64_MAX)
+		off &= 0xffffffffu; /* negative offsets: not worth cutting around */
+	if (off < 0x10000 && le->n + 2 <= sizeof le->v / sizeof le->v[0]) {
+		le->v[le->n++] = (uint32_t)off + size;
+		le->v[le->n++] = (uint32_t)off + size - 1;
+	}
+}
+
+/*
+ * Runs engine e on prog over pkt cut at caplen, at 0, and just before and at
+ * the end of every load the reference executes on the whole packet.
+ */
+static void compare_cuts(struct diff *d, const struct engine *e, const void *h,
+			 const struct bpfkit_insn *prog, size_t n, const uint8_t *pkt,
+			 uint32_t caplen, uint32_t wirelen, const struct bpfkit_meta *meta)
+{
+	struct load_ends le = {{0}, 0, 0, meta != NULL};
+	bpfkit_interp_trace(prog, n, pkt, caplen, wirelen, meta, collect_loads, &le);
+	compare(d, e, h, prog, n, pkt, caplen, wirelen, meta);
+	compare(d, e, h, prog, n, pkt, 0, wirelen, meta);
+	for (size_t i = 0; i < le.n; i++)
+		if (le.v[i] < caplen)
+			compare(d, e, h, prog, n, pkt, le.v[i], wirelen, meta);
+}
+
+static void random_meta(uint64_t *s, struct bpfkit_meta *m, uint32_t caplen)
+{
+	uint32_t *f[] = {&m->protocol, &m->pkttype, &m->ifindex, &m->mark, &m->queue,
+			 &m->hatype, &m->rxhash, &m->cpu, &m->vlan_tci, &m->vlan_avail,
+			 &m->vlan_tpid, &m->pay_offset, &m->random};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		*f[i] = (uint32_t)randprog_next(s);
+	m->net_offset = randprog_below(s, 4) ? randprog_below(s, caplen + 8)
+					      : (uint32_t)randprog_next(s);
+}
+
+/*
+ * A random packet: mostly random bytes, sometimes a chain of netlink
+ * attributes (host-order u16 length and type) so #nla and #nlan find things.
+ */
+static uint32_t random_packet(uint64_t *s, uint8_t *buf, uint32_t max)
+{
+	uint32_t len = randprog_below(s, 4) ? randprog_below(s, 96) : randprog_below(s, max + 1);
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)randprog_next(s);
+	if (randprog_below(s, 3) == 0) {
+		uint32_t pos = randprog_below(s, 8);
+		while (pos + 4 <= len) {
+			uint16_t alen = (uint16_t)(4 + randprog_below(s, 12));
+			uint16_t type = (uint16_t)randprog_below(s, 8);
+			if (randprog_below(s, 8) == 0)
+				type |= 0x8000; /* NLA_F_NESTED, masked off */
+			memcpy(buf + pos, &alen, 2);
+			memcpy(buf + pos + 2, &type, 2);
+			pos += (alen + 3u) & ~3u;
+		}
+	}
+	return len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hand-written programs                                               */
+
+#define I(c, t, f, k) {(uint16_t)(c), (uint8_t)(t), (uint8_t)(f), (uint32_t)(k)}
+enum {
+	LDW = 0x20, LDH = 0x28, LDB = 0x30, LDWI = 0x40, LDHI = 0x48, LDBI = 0x50,
+	LDLEN = 0x80, LDI = 0x00, LDM = 0x60, LDXI = 0x01, LDXM = 0x61, MSH = 0xb1, ST = 0x02,
+	ADDK = 0x04, DIVX = 0x3c, MODX = 0x9c, LSHX = 0x6c, RSHX = 0x7c, TAX = 0x07, TXA = 0x87,
+	JA = 0x05, JEQ = 0x15, JGT = 0x25, JGE = 0x35, JSET = 0x45, JEQX = 0x1d, RETK = 0x06,
+	RETA = 0x16
+};
+
+struct handcase {
+	const char *name;
+	struct bpfkit_insn prog[16];
+	size_t n;
+};
+
+static const struct handcase handcases[] = {
+	{"merged check: the second load is short", {
+		I(LDB, 0, 0, 0), I(LDH, 0, 0, 20), I(RETA, 0, 0, 0)}, 3},
+	{"merged check: division by zero before the short load", {
+		I(LDXI, 0, 0, 0), I(LDB, 0, 0, 1), I(DIVX, 0, 0, 0), I(LDW, 0, 0, 30),
+		I(RETK, 0, 0, 9)}, 5},
+	{"checks after a join: one path checked less", {
+		I(LDB, 0, 0, 0), I(JEQ, 0, 2, 1), I(LDW, 0, 0, 40), I(JA, 0, 0, 0),
+		I(LDH, 0, 0, 10), I(RETA, 0, 0, 0)}, 6},
+	{"fused load+jump on each compare", {
+		I(LDH, 0, 1, 12), I(JEQ, 1, 0, 0x0800), I(RETK, 0, 0, 1), I(LDB, 0, 0, 14),
+		I(JGT, 0, 1, 0x40), I(LDW, 0, 0, 16), I(JGE, 0, 2, 7), I(LDB, 0, 0, 3),
+		I(JSET, 1, 0, 0x10), I(RETK, 0, 0, 2), I(RETA, 0, 0, 0)}, 11},
+	{"a jump target between load and jump: no fusion", {
+		I(LDB, 0, 0, 0), I(JEQ, 1, 0, 5), I(LDB, 0, 0, 1), I(JEQ, 0, 1, 7), I(RETK, 0, 0, 3),
+		I(RETA, 0, 0, 0)}, 6},
+	{"ja chains are threaded", {
+		I(LDB, 0, 0, 0), I(JEQ, 0, 1, 1), I(JA, 0, 0, 1), I(JA, 0, 0, 1), I(JA, 0, 0, 0),
+		I(RETA, 0, 0, 0)}, 6},
+	{"indirect loads and fused indirect compares", {
+		I(MSH, 0, 0, 0), I(LDHI, 0, 0, 2), I(JEQ, 0, 1, 0x1234), I(RETK, 0, 0, 5),
+		I(LDBI, 0, 0, 0), I(JSET, 0, 1, 1), I(RETK, 0, 0, 6), I(LDWI, 0, 0, 1),
+		I(RETA, 0, 0, 0)}, 9},
+	{"X + k past 2^32", {
+		I(LDXI, 0, 0, 0xffffffff), I(LDBI, 0, 0, 2), I(RETK, 0, 0, 1)}, 3},
+	{"loads at huge offsets", {
+		I(LDB, 0, 0, 1), I(JEQ, 0, 1, 0), I(LDW, 0, 0, 0xffffeffd), I(RETK, 0, 0, 1)}, 4},
+	{"scratch memory read before written is zero", {
+		I(LDM, 0, 0, 3), I(LDXM, 0, 0, 4), I(ADDK, 0, 0, 1), I(ST, 0, 0, 3), I(LDM, 0, 0, 3),
+		I(RETA, 0, 0, 0)}, 6},
+	{"shifts by X of 31, 32, 33", {
+		I(LDLEN, 0, 0, 0), I(TAX, 0, 0, 0), I(LDI, 0, 0, 0x80000001), I(LSHX, 0, 0, 0),
+		I(TAX, 0, 0, 0), I(LDI, 0, 0, 0xf0000000), I(RSHX, 0, 0, 0), I(RETA, 0, 0, 0)}, 8},
+	{"modulo by zero X", {
+		I(LDLEN, 0, 0, 0), I(TAX, 0, 0, 0), I(LDI, 0, 0, 10), I(MODX, 0, 0, 0),
+		I(RETA, 0, 0, 0)}, 5},
+	{"compare with X, both targets the same", {
+		I(LDB, 0, 0, 0), I(TAX, 0, 0, 0), I(LDB, 0, 0, 1), I(JEQX, 1, 1, 0), I(RETK, 0, 0, 1),
+		I(RETK, 0, 0, 2)}, 6},
+};
+
+TEST(engine_handwritten)
+{
+	uint8_t pkt[64];
+	for (size_t i = 0; i < sizeof pkt; i++)
+		pkt[i] = (uint8_t)(i * 37 + 5);
+	pkt[0] = 1;
+	pkt[12] = 0x08, pkt[13] = 0x00;
+	static const uint32_t wirelens[] = {0, 1, 31, 32, 33, 100};
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct diff d = {0, 0, 0};
+		for (size_t c = 0; c < sizeof handcases / sizeof handcases[0]; c++) {
+			const struct handcase *hc = &handcases[c];
+			struct bpfkit_error err;
+			void *h = engines[e].prepare(hc->prog, hc->n, false, NULL, &err);
+			CHECK_MSG(h, "[%s] %s: prepare failed: %s", engines[e].name, hc->name,
+				  err.message);
+			if (!h)
+				continue;
+			for (uint32_t cap = 0; cap <= sizeof pkt; cap++)
+				for (size_t w = 0; w < sizeof wirelens / sizeof wirelens[0]; w++) {
+					uint32_t wl = wirelens[w] > cap ? wirelens[w] : cap;
+					pkt[0] = (uint8_t)(cap & 3);
+					compare(&d, &engines[e], h, hc->prog, hc->n, pkt, cap, wl,
+						NULL);
+				}
+			engines[e].release(h);
+		}
+		CHECK_EQ(d.mismatches, 0);
+		CHECK(d.runs > 1000);
+	}
+}
+
+/* Linux dialect: negative offsets, ancillary loads, wrapping X + k, shifts by X & 31. */
+static const struct handcase linux_cases[] = {
+	{"SKF_LL_OFF loads merge with plain ones", {
+		I(LDB, 0, 0, 0xffe00000 + 3), I(LDH, 0, 0, 10), I(ADDK, 0, 0, 0),
+		I(LDW, 0, 0, 0xffe00000 + 20), I(RETA, 0, 0, 0)}, 5},
+	{"SKF_NET_OFF loads and ldxb", {
+		I(LDB, 0, 0, 0xfff00000 + 2), I(MSH, 0, 0, 0xfff00000), I(LDHI, 0, 0, 0),
+		I(RETA, 0, 0, 0)}, 4},
+	{"a negative offset below SKF_LL_OFF fails the block", {
+		I(LDB, 0, 0, 0), I(JEQ, 0, 2, 1), I(LDI, 0, 0, 1), I(LDB, 0, 0, 0x80000000),
+		I(RETK, 0, 0, 7)}, 5},
+	{"ancillary loads", {
+		I(LDW, 0, 0, 0xfffff000 + BPFKIT_AD_PROTOCOL), I(TAX, 0, 0, 0),
+		I(LDH, 0, 0, 0xfffff000 + BPFKIT_AD_VLAN_TAG), I(ADDK, 0, 0, 0),
+		I(LDB, 0, 0, 0xfffff000 + BPFKIT_AD_ALU_XOR_X), I(RETA, 0, 0, 0)}, 6},
+	{"nlattr", {
+		I(LDXI, 0, 0, 2), I(LDI, 0, 0, 0), I(LDW, 0, 0, 0xfffff000 + BPFKIT_AD_NLATTR),
+		I(TAX, 0, 0, 0), I(LDI, 0, 0, 4), I(LDW, 0, 0, 0xfffff000 + BPFKIT_AD_NLATTR_NEST),
+		I(TXA, 0, 0, 0), I(RETA, 0, 0, 0)}, 8},
+	{"X + k wraps", {
+		I(LDXI, 0, 0, 0xffffffff), I(LDBI, 0, 0, 2), I(RETA, 0, 0, 0)}, 3},
+	{"shifts by X & 31", {
+		I(LDXI, 0, 0, 33), I(LDI, 0, 0, 3), I(LSHX, 0, 0, 0), I(RSHX, 0, 0, 0),
+		I(LSHX, 0, 0, 0), I(RETA, 0, 0, 0)}, 6},
+};
+
+TEST(engine_handwritten_linux)
+{
+	uint8_t pkt[64];
+	for (size_t i = 0; i < sizeof pkt; i++)
+		pkt[i] = (uint8_t)(i * 29 + 3);
+	/* Attributes at 0: {len 8, type 2}, {len 12, type 4 nested {len 8, type 2}}. */
+	const uint16_t attrs[] = {8, 2, 0, 0, 12, 4, 8, 2};
+	memcpy(pkt, attrs, sizeof attrs);
+	struct bpfkit_meta meta = {0x0800, 1, 2, 3, 4, 5, 6, 7, 0x1234, 1, 0x8100, 42, 99, 14};
+	for (size_t e = 0; e < NENGINES; e++) {
+		if (!engines[e].linux_dialect)
+			continue;
+		struct diff d = {0, 0, 0};
+		for (size_t c = 0; c < sizeof linux_cases / sizeof linux_cases[0]; c++) {
+			const struct handcase *hc = &linux_cases[c];
+			struct bpfkit_error err;
+			void *h = engines[e].prepare(hc->prog, hc->n, true, NULL, &err);
+			CHECK_MSG(h, "[%s] %s: prepare failed: %s", engines[e].name, hc->name,
+				  err.message);
+			if (!h)
+				continue;
+			for (uint32_t cap = 0; cap <= sizeof pkt; cap++) {
+				meta.net_offset = cap % 20;
+				compare(&d, &engines[e], h, hc->prog, hc->n, pkt, cap, cap, &meta);
+			}
+			/* Without meta, a Linux filter sees zeros. */
+			struct bpfkit_meta zero;
+			memset(&zero, 0, sizeof zero);
+			CHECK_EQ(engines[e].run(h, pkt, sizeof pkt, 64, NULL),
+				 bpfkit_interp(hc->prog, hc->n, pkt, sizeof pkt, 64, &zero));
+			engines[e].release(h);
+		}
+		CHECK_EQ(d.mismatches, 0);
+	}
+}
+
+/* The fast engine's prepare refuses what the validator refuses, with its message. */
+TEST(engine_fast_prepare_errors)
+{
+	struct bpfkit_fast *f = (struct bpfkit_fast *)1;
+	struct bpfkit_error err;
+	const struct bpfkit_insn anc[] = {I(LDW, 0, 0, 0xfffff000), I(RETA, 0, 0, 0)};
+	CHECK_EQ(bpfkit_fast_prepare(anc, 2, 0, NULL, &f, &err), -1);
+	CHECK(f == NULL);
+	CHECK_CONTAINS(err.message, "ancillary");
+	CHECK_EQ(err.insn, 0);
+	/* The same program in the Linux dialect is fine. */
+	CHECK_EQ(bpfkit_fast_prepare(anc, 2, BPFKIT_FAST_LINUX, NULL, &f, &err), 0);
+	bpfkit_fast_free(f);
+
+	const struct bpfkit_insn nojump[] = {I(LDB, 0, 0, 0), I(JEQ, 3, 0, 1), I(RETK, 0, 0, 0)};
+	CHECK_EQ(bpfkit_fast_prepare(nojump, 3, 0, NULL, &f, &err), -1);
+	CHECK_EQ(err.insn, 1);
+	const struct bpfkit_insn noret[] = {I(LDB, 0, 0, 0)};
+	CHECK_EQ(bpfkit_fast_prepare(noret, 1, 0, NULL, &f, &err), -1);
+	CHECK_EQ(bpfkit_fast_prepare(noret, 0, 0, NULL, &f, &err), -1);
+	CHECK_EQ(bpfkit_fast_prepare(NULL, 3, 0, NULL, &f, &err), -1);
+	CHECK_EQ(bpfkit_fast_prepare(anc, 2, 0x80, NULL, &f, &err), -1);
+	CHECK_CONTAINS(err.message, "flags");
+	/* Socket rules in the Linux dialect: M[] read before any write. */
+	const struct bpfkit_insn mem[] = {I(LDM, 0, 0, 0), I(RETA, 0, 0, 0)};
+	CHECK_EQ(bpfkit_fast_prepare(mem, 2, BPFKIT_FAST_LINUX, NULL, &f, &err), -1);
+	CHECK_EQ(bpfkit_fast_prepare(mem, 2, 0, NULL, &f, &err), 0);
+	CHECK_EQ(bpfkit_fast_run(f, NULL, 0, 0), 0);
+	bpfkit_fast_free(f);
+	bpfkit_fast_free(NULL);
+}
+
+/* A long pcap-mode program (past the kernel's 4096) with far jumps. */
+TEST(engine_long_program)
+{
+	enum { N = 20000 };
+	struct bpfkit_insn *prog = malloc(N * sizeof *prog);
+	CHECK(prog != NULL);
+	if (!prog)
+		return;
+	for (size_t i = 0; i < N - 1; i++)
+		prog[i] = (struct bpfkit_insn)I(i % 3 ? ADDK : LDB, 0, 0, i % 3 ? i : i % 97);
+	prog[1000] = (struct bpfkit_insn)I(JGT, 0, 255, 200);
+	prog[5000] = (struct bpfkit_insn)I(JA, 0, 0, N - 5003);
+	prog[N - 2] = (struct bpfkit_insn)I(RETK, 0, 0, 77);
+	prog[N - 1] = (struct bpfkit_insn)I(RETA, 0, 0, 0);
+	uint8_t pkt[100];
+	for (size_t i = 0; i < sizeof pkt; i++)
+		pkt[i] = (uint8_t)(i * 7);
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct bpfkit_error err;
+		void *h = engines[e].prepare(prog, N, false, NULL, &err);
+		CHECK_MSG(h, "[%s] prepare: %s", engines[e].name, err.message);
+		if (!h)
+			continue;
+		struct diff d = {0, 0, 0};
+		for (uint32_t cap = 0; cap <= sizeof pkt; cap += 3)
+			compare(&d, &engines[e], h, prog, N, pkt, cap, cap, NULL);
+		CHECK_EQ(d.mismatches, 0);
+		engines[e].release(h);
+	}
+	free(prog);
+}
+
+/* Every allocation of prepare fails in turn: a clean error and no leak. */
+struct failing {
+	long nth, count, live;
+};
+
+static void *failing_fn(void *ud, void *ptr, size_t size)
+{
+	struct failing *f = ud;
+	if (size == 0) {
+		if (ptr)
+			f->live--;
+		free(ptr);
+		return NULL;
+	}
+	if (f->count++ == f->nth)
+		return NULL;
+	void *p = realloc(ptr, size);
+	if (p && !ptr)
+		f->live++;
+	return p;
+}
+
+TEST(engine_fast_alloc_failures)
+{
+	const struct bpfkit_insn prog[] = {I(LDH, 0, 0, 12), I(JEQ, 0, 1, 0x800), I(RETK, 0, 0, 1),
+					   I(RETK, 0, 0, 0)};
+	long failures = 0;
+	for (long nth = 0; nth < 50; nth++) {
+		struct failing fl = {nth, 0, 0};
+		struct bpfkit_alloc alloc = {failing_fn, &fl};
+		struct bpfkit_fast *f = NULL;
+		struct bpfkit_error err;
+		int rc = bpfkit_fast_prepare(prog, 4, 0, &alloc, &f, &err);
+		if (rc != 0) {
+			failures++;
+			CHECK(f == NULL);
+			CHECK_CONTAINS(err.message, "memory");
+		} else {
+			uint8_t pkt[14] = {[12] = 8};
+			CHECK_EQ(bpfkit_fast_run(f, pkt, 14, 14), 1);
+			bpfkit_fast_free(f);
+		}
+		CHECK_MSG(fl.live == 0, "allocation %ld failing: %ld blocks leaked", nth, fl.live);
+		if (fl.count <= nth)
+			break;
+	}
+	CHECK(failures > 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Random programs                                                     */
+
+/* Random valid programs on random packets (and netlink-shaped ones), both dialects. */
+static void random_runs(bool lnx, uint64_t seed, int progs)
+{
+	enum { MAXLEN = 64, PKTS = 6, MAXPKT = 256 };
+	uint8_t pkt[MAXPKT];
+	struct bpfkit_insn prog[MAXLEN];
+	for (size_t e = 0; e < NENGINES; e++) {
+		if (lnx && !engines[e].linux_dialect)
+			continue;
+		struct diff d = {0, 0, 0};
+		size_t prepared = 0;
+		uint64_t s = seed;
+		for (int p = 0; p < progs && d.reported < MAX_REPORTS; p++) {
+			uint32_t hint = randprog_below(&s, 80);
+			size_t n = randprog_gen(&s, prog, MAXLEN, hint, lnx ? RANDPROG_ANC : 0);
+			struct bpfkit_error err;
+			void *h = engines[e].prepare(prog, n, lnx, NULL, &err);
+			if (!h) {
+				/* Only what the validator refuses (randprog makes socket-valid programs). */
+				CHECK_MSG(bpfkit_validate(prog, n, lnx ? BPFKIT_VALIDATE_SOCKET
+								 : BPFKIT_VALIDATE_PCAP, NULL) != 0,
+					  "[%s] refused a valid program: %s", engines[e].name,
+					  err.message);
+				continue;
+			}
+			prepared++;
+			for (int q = 0; q < PKTS; q++) {
+				uint32_t len = random_packet(&s, pkt, MAXPKT);
+				struct bpfkit_meta meta;
+				if (lnx)
+					random_meta(&s, &meta, len);
+				compare_cuts(&d, &engines[e], h, prog, n, pkt, len,
+					     len + randprog_below(&s, 3), lnx ? &meta : NULL);
+			}
+			engines[e].release(h);
+		}
+		CHECK_EQ(d.mismatches, 0);
+		CHECK_MSG(prepared > (size_t)progs / 2, "[%s] prepared only %zu of %d programs",
+			  engines[e].name, prepared, progs);
+		CHECK_MSG(d.runs > (size_t)progs * PKTS, "[%s] only %zu runs", engines[e].name,
+			  d.runs);
+	}
+}
+
+TEST(engine_random_pcap)
+{
+	random_runs(false, 0x5eedf00d, 12000);
+}
+
+TEST(engine_random_linux)
+{
+	random_runs(true, 0xfeedbeef, 8000);
+}
+
+/* ------------------------------------------------------------------ */
+/* Real packets                                                        */
+
+struct packet {
+	uint8_t *data;
+	uint32_t caplen, wirelen;
+};
+
+struct packets {
+	struct packet *v;
+	size_t n, cap;
+};
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Up to per_file packets from every stride-th capture in dir. */
+static void load_packets(const char *dir, size_t stride, size_t per_file, struct packets *out)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	size_t seen = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (!has_suffix(de->d_name, ".pcap") && !has_suffix(de->d_name, ".pcapng"))
+			continue;
+		if (seen++ % stride)
+			continue;
+		char path[4096], errbuf[PCAP_ERRBUF_SIZE];
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		pcap_t *pc = pcap_open_offline(path, errbuf);
+		if (!pc)
+			continue;
+		struct pcap_pkthdr *hdr;
+		const u_char *data;
+		for (size_t got = 0; got < per_file && pcap_next_ex(pc, &hdr, &data) == 1; got++) {
+			if (out->n == out->cap) {
+				out->cap = out->cap ? 2 * out->cap : 256;
+				struct packet *nv = realloc(out->v, out->cap * sizeof *out->v);
+				if (!nv)
+					break;
+				out->v = nv;
+			}
+			struct packet *p = &out->v[out->n];
+			p->data = malloc(hdr->caplen ? hdr->caplen : 1);
+			if (!p->data)
+				break;
+			memcpy(p->data, data, hdr->caplen);
+			p->caplen = hdr->caplen;
+			p->wirelen = hdr->len;
+			out->n++;
+		}
+		pcap_close(pc);
+	}
+	closedir(d);
+}
+
+/* Random programs x real packets, cut around each load; also libpcap-compiled filters. */
+TEST(engine_real_packets)
+{
+	enum { PROGS = 3000, PKTS = 6, MAXLEN = 48 };
+	struct packets pk = {NULL, 0, 0};
+	load_packets(harness_shared_path("pcaps"), 6, 40, &pk);
+	if (pk.n == 0)
+		SKIP("no packets: %s is absent or unreadable", harness_shared_path("pcaps"));
+	struct bpfkit_insn prog[MAXLEN];
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct diff d = {0, 0, 0};
+		uint64_t s = 0xc0ffee;
+		for (int p = 0; p < PROGS && d.reported < MAX_REPORTS; p++) {
+			const struct packet *first = &pk.v[randprog_below(&s, (uint32_t)pk.n)];
+			size_t n = randprog_gen(&s, prog, MAXLEN, first->caplen, 0);
+			void *h = engines[e].prepare(prog, n, false, NULL, NULL);
+			if (!h)
+				continue;
+			for (int q = 0; q < PKTS; q++) {
+				const struct packet *pt =
+					q == 0 ? first : &pk.v[randprog_below(&s, (uint32_t)pk.n)];
+				compare_cuts(&d, &engines[e], h, prog, n, pt->data, pt->caplen,
+					     pt->wirelen, NULL);
+			}
+			engines[e].release(h);
+		}
+		/* Real filters from libpcap's compiler on every packet. */
+		static const char *const filters[] = {
+			"tcp port 80", "ip host 10.0.0.1 and udp", "ip6 and tcp port 443",
+			"vlan and ip", "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
+			"ip[6:2] & 0x1fff = 0 and len > 100", "ether proto 0x88cc or arp",
+			"icmp6 or (udp and (port 53 or port 67 or port 123 or port 5353))",
+		};
+		pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
+		for (size_t fi = 0; dead && fi < sizeof filters / sizeof filters[0]; fi++) {
+			struct bpf_program bp;
+			if (pcap_compile(dead, &bp, filters[fi], 1, PCAP_NETMASK_UNKNOWN) != 0) {
+				CHECK_MSG(0, "libpcap cannot compile %s", filters[fi]);
+				continue;
+			}
+			const struct bpfkit_insn *fp = (const struct bpfkit_insn *)bp.bf_insns;
+			struct bpfkit_error err;
+			void *h = engines[e].prepare(fp, bp.bf_len, false, NULL, &err);
+			CHECK_MSG(h, "[%s] %s: %s", engines[e].name, filters[fi], err.message);
+			for (size_t i = 0; h && i < pk.n; i++)
+				compare_cuts(&d, &engines[e], h, fp, bp.bf_len, pk.v[i].data,
+					     pk.v[i].caplen, pk.v[i].wirelen, NULL);
+			if (h)
+				engines[e].release(h);
+			pcap_freecode(&bp);
+		}
+		if (dead)
+			pcap_close(dead);
+		CHECK_EQ(d.mismatches, 0);
+		CHECK_MSG(d.runs >= 50000, "[%s] only %zu runs", engines[e].name, d.runs);
+	}
+	for (size_t i = 0; i < pk.n; i++)
+		free(pk.v[i].data);
+	free(pk.v);
+}
