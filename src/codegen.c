@@ -126,13 +126,64 @@ static int ppp_proto(uint32_t etype)
 	case ETYPE_IP: return 0x21;
 	case ETYPE_IPV6: return 0x57;
 	case ETYPE_ATALK: return 0x29;
-	case ETYPE_IPX: return 0x2b;
+	case SAP_IPX: return 0x2b;
 	case ETYPE_DECNET: return 0x27;
+	case SAP_ISO: return 0x23;
+	case SAP_STP: return 0x31;
+	case ETYPE_NS: return 0x25;
 	default: return -1;
 	}
 }
 
-/* The packet's network protocol is etype (an ethertype > 1500). */
+/*
+ * The 802.2/SNAP forms libpcap also accepts on Ethernet (T = type field, N =
+ * payload): a value <= 1500 is an LLC SAP after an 802.3 length (ISO, NetBEUI
+ * and SAP 6 compare both SAP bytes, IPX also matches its ethertype, SNAP and
+ * raw 802.3 0xffff); AppleTalk and AARP also match inside SNAP.  Linux cooked
+ * v1 marks 802.2 frames with protocol 4 and raw 802.3 (IPX) with 1.
+ */
+static int llc_linktype(struct gen *g, uint32_t v, int t, int f)
+{
+	const struct enc *e = &g->e;
+	uint32_t T = (uint32_t)e->off_type, N = (uint32_t)e->off_nl;
+	bool sll = e->lt == LT_SLL;
+	/* is802_2(yes, no): the frame carries 802.2 LLC */
+#define IS8022(yes, no) (sll ? test(g, 2, T, 0xffffffffu, LEX_EQ, 4, yes, no) \
+			     : test(g, 2, T, 0xffffffffu, LEX_GT, 1500, no, yes))
+	switch (v) {
+	case SAP_ISO: case SAP_NETBEUI: case 0x06:
+		return IS8022(test(g, 2, N, 0xffffffffu, LEX_EQ, v << 8 | v, t, f), f);
+	case SAP_IPX: {
+		int snap0 = f;
+		if (!sll) {
+			int raw = test(g, 2, N, 0xffffffffu, LEX_EQ, 0xffff, t, f);
+			snap0 = test(g, 1, N, 0xffffffffu, LEX_EQ, SAP_IPX, t, raw);
+		}
+		int snap = test(g, 4, N + 4, 0xffffffffu, LEX_EQ, ETYPE_IPX,
+				test(g, 4, N, 0xffffffffu, LEX_EQ, 0xaaaa0300u, t, snap0),
+				snap0);
+		int llc = sll ? IS8022(test(g, 1, N, 0xffffffffu, LEX_EQ, SAP_IPX, t, snap), f)
+			      : IS8022(snap, f);
+		if (sll)
+			llc = test(g, 2, T, 0xffffffffu, LEX_EQ, 1, t, llc);
+		return test(g, 2, T, 0xffffffffu, LEX_EQ, ETYPE_IPX, t, llc);
+	}
+	case ETYPE_ATALK: case ETYPE_AARP: {
+		uint32_t oui = v == ETYPE_ATALK ? 0xaaaa0308u : 0xaaaa0300u;
+		uint32_t pid = v == ETYPE_ATALK ? 0x0007809bu : ETYPE_AARP;
+		int snap = test(g, 4, N + 4, 0xffffffffu, LEX_EQ, pid,
+				test(g, 4, N, 0xffffffffu, LEX_EQ, oui, t, f), f);
+		return test(g, 2, T, 0xffffffffu, LEX_EQ, v, t, IS8022(snap, f));
+	}
+	default:
+		if (v <= 1500)
+			return IS8022(test(g, 1, N, 0xffffffffu, LEX_EQ, v, t, f), f);
+		return test(g, 2, T, 0xffffffffu, LEX_EQ, v, t, f);
+	}
+#undef IS8022
+}
+
+/* The packet's network protocol is etype (an ethertype, or an LLC SAP <= 1500). */
 static int linktype(struct gen *g, uint32_t etype, int t, int f)
 {
 	const struct enc *e = &g->e;
@@ -145,12 +196,14 @@ static int linktype(struct gen *g, uint32_t etype, int t, int f)
 	if (e->kind == ENC_MPLS) {
 		uint32_t v = etype == ETYPE_IP ? 0x40 : etype == ETYPE_IPV6 ? 0x60 : 0;
 		if (!v)
-			return f;
+			fail(g, "unsupported protocol over mpls");
 		int ver = test(g, 1, (uint32_t)e->off_nl, 0xf0, LEX_EQ, v, t, f);
 		return test(g, 1, (uint32_t)e->off_nl - 2, 1, LEX_EQ, 1, ver, f);
 	}
 	switch (e->lt) {
-	case LT_ETHER: case LT_SLL: case LT_SLL2: case LT_PPP:
+	case LT_ETHER: case LT_SLL:
+		return llc_linktype(g, etype, t, f);
+	case LT_SLL2: case LT_PPP:
 		return test(g, 2, (uint32_t)e->off_type, 0xffffffffu, LEX_EQ, etype, t, f);
 	case LT_NULL: case LT_LOOP: {
 		uint32_t af = etype == ETYPE_IP ? 2 : etype == ETYPE_IPV6 ? 10 : 0;
@@ -243,7 +296,9 @@ static const struct { const char *name; uint32_t etype; } ether_names[] = {
 	{"ip", ETYPE_IP}, {"ip6", ETYPE_IPV6}, {"arp", ETYPE_ARP}, {"rarp", ETYPE_RARP},
 	{"atalk", ETYPE_ATALK}, {"aarp", ETYPE_AARP}, {"decnet", ETYPE_DECNET},
 	{"lat", ETYPE_LAT}, {"sca", ETYPE_SCA}, {"moprc", ETYPE_MOPRC},
-	{"mopdl", ETYPE_MOPDL}, {"ipx", ETYPE_IPX},
+	{"mopdl", ETYPE_MOPDL}, {"loopback", ETYPE_LOOPBACK},
+	/* LLC SAPs, as libpcap's "ether proto \\NAME" falls back to them */
+	{"iso", SAP_ISO}, {"stp", SAP_STP}, {"ipx", SAP_IPX}, {"netbeui", SAP_NETBEUI},
 };
 
 static uint32_t number(struct gen *g, const struct lex_token *id, const char *what)
@@ -324,7 +379,11 @@ static int ports(struct gen *g, int proto, const struct portspec *ps, int t, int
 	if (proto == KW_TCP || proto == KW_UDP || proto == KW_SCTP) {
 		list = &proto;
 		n = 1;
-	} else if (proto != 0 && proto != KW_IP && proto != KW_IP6) {
+	} else if (proto == KW_IP || proto == KW_IP6) {
+		/* libpcap 1.10.3 refuses these; the code below would handle them */
+		fail(g, "illegal qualifier of 'port': say tcp, udp or sctp, not '%s'",
+		     lex_keyword_name(proto));
+	} else if (proto != 0) {
 		fail(g, "'%s' modifier applied to port", lex_keyword_name(proto));
 	}
 	int v4 = f, v6 = f;
@@ -634,15 +693,100 @@ static uint32_t proto_number(struct gen *g, const struct parse_node *n, bool eth
 	return (uint32_t)v;
 }
 
+/*
+ * protochain: libpcap walks the header chain with a backward jump, which no
+ * validator mode accepts, so the walk is unrolled PROTOCHAIN_STEPS times.  The
+ * walk's state (protocol, offset of the next header from the network layer)
+ * lives in M[PC_PROTO] and M[PC_OFF], so every block still loads what it
+ * compares.  Each step does libpcap's loads in libpcap's order: IPv6 extension
+ * headers (hop-by-hop 0, routing 43, fragment 44, destination options 60) add
+ * (len + 1) * 8; AH (51) sets the offset to (len + 2) * 4 - from the network
+ * layer, not from the AH header, as libpcap 1.10.3 does; 59 (no next header)
+ * or the wanted protocol end the walk.  A chain longer than the unrolled steps
+ * (libpcap keeps walking; an AH loop can even walk forever) is decided on the
+ * protocol reached after the last step.
+ */
+#define PROTOCHAIN_STEPS 16
+enum { PC_PROTO = 14, PC_OFF = 15 };
+
+static int pc_goto(struct gen *g, int b, int to)
+{
+	return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, 0, to, to);
+}
+
+/* M[PC_PROTO] == v */
+static int pc_is(struct gen *g, uint32_t v, int t, int f)
+{
+	int b = blk(g);
+	st(g, b, BPFKIT_LD | BPFKIT_MEM, PC_PROTO);
+	return jump(g, b, LEX_EQ, false, v, t, f);
+}
+
+/* One step over the header at M[PC_OFF]: next protocol, then the new offset. */
+static int pc_skip(struct gen *g, bool ah, int next)
+{
+	uint32_t base = (uint32_t)nl(g);
+	int b = blk(g);
+	st(g, b, BPFKIT_LDX | BPFKIT_MEM, PC_OFF);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, base);
+	st(g, b, BPFKIT_ST, PC_PROTO);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, base + 1);
+	if (ah) {
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 2);
+		st(g, b, BPFKIT_ALU | BPFKIT_MUL | BPFKIT_K, 4);
+	} else {
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 1);
+		st(g, b, BPFKIT_ALU | BPFKIT_MUL | BPFKIT_K, 8);
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);
+	}
+	st(g, b, BPFKIT_ST, PC_OFF);
+	return pc_goto(g, b, next);
+}
+
+static int protochain(struct gen *g, bool v6, uint32_t v, int t, int f)
+{
+	static const uint32_t ext6[] = {0, 60, 43, 44};
+	int done = pc_is(g, v, t, f);
+	int step = done;
+	for (int i = 0; i < PROTOCHAIN_STEPS; i++) {
+		int ah = pc_is(g, IPP_AH, pc_skip(g, true, step), done);
+		int c = ah;
+		if (v6) {
+			int ext = pc_skip(g, false, step);
+			for (int j = 3; j >= 0; j--)
+				c = pc_is(g, ext6[j], ext, c);
+		}
+		c = pc_is(g, 59, done, c);
+		step = pc_is(g, v, done, c);
+	}
+	int b = blk(g);
+	uint32_t base = (uint32_t)nl(g);
+	st(g, b, BPFKIT_LD | BPFKIT_ABS | BPFKIT_B, base + (v6 ? 6 : 9));
+	st(g, b, BPFKIT_ST, PC_PROTO);
+	if (v6)
+		st(g, b, BPFKIT_LDX | BPFKIT_IMM, 40);
+	else
+		st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, base);
+	st(g, b, BPFKIT_STX, PC_OFF);
+	return linktype(g, v6 ? ETYPE_IPV6 : ETYPE_IP, pc_goto(g, b, step), f);
+}
+
 static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
 {
-	if (n->type == KW_PROTOCHAIN)
-		fail(g, "'protochain' is not supported yet");
+	if (n->type == KW_PROTOCHAIN) {
+		if (n->proto != 0 && n->proto != KW_IP && n->proto != KW_IP6)
+			fail(g, "'%s protochain' is not valid: protochain follows ip or ip6",
+			     lex_keyword_name(n->proto));
+		uint32_t v = proto_number(g, n, false);
+		if (n->proto == KW_IP)
+			return protochain(g, false, v, t, f);
+		if (n->proto == KW_IP6)
+			return protochain(g, true, v, t, f);
+		return protochain(g, false, v, t, protochain(g, true, v, t, f));
+	}
 	switch (n->proto) {
 	case KW_ETHER: case KW_LINK: {
 		uint32_t v = proto_number(g, n, true);
-		if (v <= 1500)
-			fail(g, "ether proto %u (an 802.3 length) is not supported yet", v);
 		return linktype(g, v, t, f);
 	}
 	case KW_IP: return ip_proto(g, proto_number(g, n, false), t, f);
@@ -695,6 +839,8 @@ static int load_check(struct gen *g, int proto, int t, int f)
 	case KW_ICMP6:
 		return linktype(g, ETYPE_IPV6, test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ,
 						    IPP_ICMP6, t, f), f);
+	case KW_AH: case KW_ESP:
+		fail(g, "'%s[]' is an unsupported index operation", lex_keyword_name(proto));
 	default: {
 		int row = transport_row(proto);
 		if (row < 0)
@@ -895,7 +1041,7 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 			return ether_addr(g, KW_DST, bc, t, f);
 		}
 		if (n->proto == KW_IP) {
-			if (!g->cc->netmask)
+			if (!g->cc->netmask || g->cc->netmask == 0xffffffffu)
 				fail(g, "netmask not known, so 'ip broadcast' not supported");
 			uint32_t m = ~g->cc->netmask;
 			int b2 = test(g, 4, (uint32_t)nl(g) + 16, m, LEX_EQ, m, t, f);

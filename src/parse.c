@@ -472,6 +472,9 @@ static struct parse_node *qualified(struct parser *p)
 	}
 	t = peek(p);
 	if (t->kind == LEX_KW && proto_kw_class(t->kw) == KWC_T) {
+		/* libpcap's grammar has no direction before proto/protochain */
+		if (dir && (t->kw == KW_PROTO || t->kw == KW_PROTOCHAIN))
+			syntax_error(p, t);
 		next(p);
 		type = t->kw;
 	}

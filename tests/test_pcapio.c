@@ -1030,3 +1030,70 @@ TEST(pcapio_shared_captures)
 	fprintf(stderr, "pcapio: %zu captures, %zu packets, %zu libpcap errors, %zu as pcapng\n",
 		st.files, st.packets, st.libpcap_errors, st.converted);
 }
+
+/*
+ * The same checks on files converted by Wireshark's editcap: pcap -> pcapng,
+ * pcap -> nanosecond pcap, pcapng -> pcap, over a sample of clean shared
+ * captures.  Skips when editcap (package tshark / wireshark-common) is absent.
+ */
+TEST(pcapio_editcap_variants)
+{
+	char *out = NULL;
+	if (harness_run("command -v editcap", &out, NULL) != 0) {
+		free(out);
+		SKIP("editcap not installed (apt-get install tshark)");
+	}
+	free(out);
+	const char *dir = harness_shared_path("pcaps");
+	char dirpath[4096];
+	snprintf(dirpath, sizeof dirpath, "%s", dir);
+	char mpath[4200];
+	snprintf(mpath, sizeof mpath, "%s/MANIFEST.tsv", dirpath);
+	char *manifest = harness_read_file(mpath, NULL);
+	if (!manifest)
+		SKIP("no shared captures at %s", dirpath);
+	struct shared_stats st = {0};
+	static const char *const kinds[] = {"pcapng", "nsecpcap", "pcap"};
+	size_t picked = 0;
+	/* Rows: file format linktype dlt packets bytes resolution endian broken ... */
+	for (char *line = strchr(manifest, '\n'); line && picked < 40; line = strchr(line, '\n')) {
+		line++;
+		char name[512], format[16], broken[8];
+		long bytes;
+		if (sscanf(line, "%511[^\t]\t%15[^\t]\t%*[^\t]\t%*[^\t]\t%*[^\t]\t%ld\t%*[^\t]\t%*[^\t]"
+				 "\t%7[^\t]", name, format, &bytes, broken) != 4)
+			continue;
+		if (strcmp(broken, "no") != 0 || bytes > 200000 || strchr(name, '\''))
+			continue;
+		/* Every third clean file, so the sample spans the alphabet. */
+		static unsigned every;
+		if (every++ % 3)
+			continue;
+		picked++;
+		for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+			bool ng = strcmp(format, "pcapng") == 0;
+			if (ng != (strcmp(kinds[k], "pcap") == 0))
+				continue; /* pcap files to pcapng/nsecpcap, pcapng files to pcap */
+			char tmp[] = "/tmp/bpfkit-editcap-XXXXXX";
+			int fd = mkstemp(tmp);
+			if (fd < 0)
+				continue;
+			close(fd);
+			char cmd[5200];
+			snprintf(cmd, sizeof cmd, "editcap -F %s '%s/%s' %s", kinds[k], dirpath, name,
+				 tmp);
+			char *err = NULL;
+			int rc = harness_run(cmd, NULL, &err);
+			/* editcap cannot write some link types as pcap: not ours to judge. */
+			if (rc == 0) {
+				char label[700];
+				snprintf(label, sizeof label, "%s (editcap -F %s)", name, kinds[k]);
+				check_one(tmp, label, false, &st);
+			}
+			free(err);
+			unlink(tmp);
+		}
+	}
+	free(manifest);
+	CHECK_MSG(st.files >= 30, "only %zu converted captures checked", st.files);
+}
