@@ -40,7 +40,7 @@ BK_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progread.o \
 	src/validate.o src/interp.o src/pcapio.o src/gen.o \
 	src/lex.o src/parse.o src/codegen.o src/ir.o src/emit.o src/compile.o src/linktype.o \
-	src/names.o src/fast.o src/jit_x86_64.o
+	src/names.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \

@@ -94,7 +94,7 @@ static int test(struct gen *g, int size, uint32_t off, uint32_t mask, int relop,
 		int t, int f)
 {
 	int b = blk(g);
-	st(g, b, BPFKIT_LD | BPFKIT_ABS | ldsize(size), off);
+	codegen_link_ld(g->fn, b, size, off);   /* tagged offsets: codegen_link.c */
 	if (mask != 0xffffffffu)
 		st(g, b, BPFKIT_ALU | BPFKIT_AND | BPFKIT_K, mask);
 	return jump(g, b, relop, false, k, t, f);
@@ -104,8 +104,9 @@ static int test(struct gen *g, int size, uint32_t off, uint32_t mask, int relop,
 static int test_x(struct gen *g, int size, uint32_t off, int relop, uint32_t k, int t, int f)
 {
 	int b = blk(g);
-	st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, (uint32_t)g->e.off_nl);
-	st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(size), (uint32_t)g->e.off_nl + off);
+	codegen_link_ldx_iphl(g->fn, b, (uint32_t)g->e.off_nl);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(size),
+	   ((uint32_t)g->e.off_nl + off) & ~CODEGEN_VAR_MASK);
 	return jump(g, b, relop, false, k, t, f);
 }
 
@@ -203,7 +204,7 @@ static int linktype(struct gen *g, uint32_t etype, int t, int f)
 	switch (e->lt) {
 	case LT_ETHER: case LT_SLL:
 		return llc_linktype(g, etype, t, f);
-	case LT_SLL2: case LT_PPP:
+	case LT_SLL2:
 		return test(g, 2, (uint32_t)e->off_type, 0xffffffffu, LEX_EQ, etype, t, f);
 	case LT_NULL: case LT_LOOP: {
 		uint32_t af = etype == ETYPE_IP ? 2 : etype == ETYPE_IPV6 ? 10 : 0;
@@ -223,7 +224,7 @@ static int linktype(struct gen *g, uint32_t etype, int t, int f)
 	case LT_IPV6:
 		return etype == ETYPE_IPV6 ? t : f;
 	default:
-		fail(g, "link type %s is not supported", g->link->name);
+		return codegen_link_linktype(g->cc, g->fn, g->link, etype, t, f);
 	}
 }
 
@@ -501,6 +502,8 @@ static int host6(struct gen *g, int proto, int dir, const uint8_t a[16], int mas
 
 static int ether_addr(struct gen *g, int dir, const uint8_t mac[6], int t, int f)
 {
+	if (g->link->kind == LT_WLAN)
+		return codegen_wlan_addr(g->cc, g->fn, g->link, g->at, dir, mac, t, f);
 	if (g->link->off_mac < 0 || g->e.kind != ENC_LINK)
 		fail(g, "'ether' qualifiers need a link layer with MAC addresses, not %s",
 		     g->link->name);
@@ -580,11 +583,13 @@ static void ipv4_value(const struct lex_token *id, bool net, uint32_t *addr, uin
 	}
 }
 
+static int link_alias(struct gen *g, int proto);
+
 static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	const struct lex_token *id = n->id;
 	bool net = n->type == KW_NET;
-	int proto = n->proto;
+	int proto = link_alias(g, n->proto);
 	if (proto == KW_ETHER || proto == KW_LINK) {
 		uint8_t mac[6];
 		if (net)
@@ -626,13 +631,17 @@ static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 				fail(g, "a mask applies to 'net', not 'host'");
 			if (id->kind == LEX_IPV4)
 				addr = id->num << (8 * (4 - id->nparts));
-			mask = n->masklen ? ~(0xffffffffu >> n->masklen) : 0;
+			mask = n->masklen >= 32 ? 0xffffffffu
+			       : n->masklen ? ~(0xffffffffu >> n->masklen) : 0;
 		}
 		if (n->mask) {
 			if (!net)
 				fail(g, "a mask applies to 'net', not 'host'");
 			addr = id->num << (8 * (4 - id->nparts));
 			mask = n->mask->num;
+			/* a short dotted mask is left-aligned like the address */
+			if (n->mask->kind == LEX_IPV4)
+				mask <<= 8 * (4 - n->mask->nparts);
 		}
 		if (addr & ~mask)
 			fail(g, "non-network bits set in \"%s\"", id->text);
@@ -662,6 +671,50 @@ static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 	for (int i = n4 - 1; i >= 0; i--)
 		next = host4(g, proto, n->dir, a4[i], 0xffffffffu, t, next);
 	return next;
+}
+
+/* ---- ISO (802.2 SAP 0xfe): CLNP, ES-IS, IS-IS ---- */
+
+/* Where libpcap reads the ISO network-layer protocol id: after the 3-byte LLC
+ * header on Ethernet, at the payload on Linux cooked captures. */
+static uint32_t iso_off(struct gen *g)
+{
+	return (uint32_t)nl(g) + (g->e.lt == LT_ETHER ? 3 : 0) +
+	       (uint32_t)codegen_link_iso_delta(g->link);
+}
+
+/* iso proto nlpid */
+static int iso_proto(struct gen *g, uint32_t nlpid, int t, int f)
+{
+	return linktype(g, SAP_ISO, test(g, 1, iso_off(g), 0xffffffffu, LEX_EQ, nlpid, t, f), f);
+}
+
+/* isis proto pdu: the PDU type is the fifth byte of the IS-IS header */
+static int isis_pdu(struct gen *g, uint32_t pdu, int t, int f)
+{
+	return iso_proto(g, ISO_ISIS, test(g, 1, iso_off(g) + 4, 0xffffffffu, LEX_EQ, pdu, t, f),
+			 f);
+}
+
+/* l1, l2, iih, lsp, snp, csnp, psnp: IS-IS PDU types, tried in libpcap's order. */
+static const struct { int kw; uint8_t n, pdu[5]; } isis_sets[] = {
+	{KW_L1, 5, {0x1a, 0x18, 0x12, 0x0f, 0x11}}, {KW_L2, 5, {0x1b, 0x19, 0x14, 0x10, 0x11}},
+	{KW_IIH, 3, {0x11, 0x0f, 0x10}}, {KW_LSP, 2, {0x12, 0x14}},
+	{KW_SNP, 4, {0x1b, 0x1a, 0x18, 0x19}}, {KW_CSNP, 2, {0x18, 0x19}},
+	{KW_PSNP, 2, {0x1a, 0x1b}},
+};
+
+static int isis_set(struct gen *g, int kw, int t, int f)
+{
+	for (size_t i = 0; i < sizeof isis_sets / sizeof isis_sets[0]; i++) {
+		if (isis_sets[i].kw != kw)
+			continue;
+		int next = f;
+		for (int j = isis_sets[i].n - 1; j >= 0; j--)
+			next = isis_pdu(g, isis_sets[i].pdu[j], t, next);
+		return next;
+	}
+	return -1;
 }
 
 /* ---- proto / protochain ---- */
@@ -695,18 +748,21 @@ static uint32_t proto_number(struct gen *g, const struct parse_node *n, bool eth
 
 /*
  * protochain: libpcap walks the header chain with a backward jump, which no
- * validator mode accepts, so the walk is unrolled PROTOCHAIN_STEPS times.  The
- * walk's state (protocol, offset of the next header from the network layer)
- * lives in M[PC_PROTO] and M[PC_OFF], so every block still loads what it
- * compares.  Each step does libpcap's loads in libpcap's order: IPv6 extension
- * headers (hop-by-hop 0, routing 43, fragment 44, destination options 60) add
- * (len + 1) * 8; AH (51) sets the offset to (len + 2) * 4 - from the network
- * layer, not from the AH header, as libpcap 1.10.3 does; 59 (no next header)
- * or the wanted protocol end the walk.  A chain longer than the unrolled steps
- * (libpcap keeps walking; an AH loop can even walk forever) is decided on the
- * protocol reached after the last step.
+ * validator mode accepts, so the walk is unrolled: PC_STEPS6 headers over IPv6
+ * (enough for a full-size packet of real extension headers), PC_STEPS4 AH
+ * headers over IPv4.  The walk's state (protocol, offset of the next header
+ * from the network layer) lives in M[PC_PROTO] and M[PC_OFF]; the compare
+ * blocks of one step share the A that the step's first block loads (the one
+ * place a value crosses blocks).  Each step does libpcap's loads in libpcap's
+ * order: IPv6 extension headers (hop-by-hop 0, routing 43, fragment 44,
+ * destination options 60) add (len + 1) * 8; AH (51) sets the offset to
+ * (len + 2) * 4 - from the network layer, not from the AH header, as libpcap
+ * 1.10.3 does; 59 (no next header) or the wanted protocol end the walk.  A
+ * longer chain (libpcap keeps walking; an AH loop can even walk forever) is
+ * decided on the protocol reached after the last step.
  */
-#define PROTOCHAIN_STEPS 16
+#define PC_STEPS6 110
+#define PC_STEPS4 24
 enum { PC_PROTO = 14, PC_OFF = 15 };
 
 static int pc_goto(struct gen *g, int b, int to)
@@ -714,11 +770,12 @@ static int pc_goto(struct gen *g, int b, int to)
 	return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, 0, to, to);
 }
 
-/* M[PC_PROTO] == v */
-static int pc_is(struct gen *g, uint32_t v, int t, int f)
+/* A == v (load: from M[PC_PROTO] first) */
+static int pc_is(struct gen *g, bool load, uint32_t v, int t, int f)
 {
 	int b = blk(g);
-	st(g, b, BPFKIT_LD | BPFKIT_MEM, PC_PROTO);
+	if (load)
+		st(g, b, BPFKIT_LD | BPFKIT_MEM, PC_PROTO);
 	return jump(g, b, LEX_EQ, false, v, t, f);
 }
 
@@ -745,19 +802,23 @@ static int pc_skip(struct gen *g, bool ah, int next)
 
 static int protochain(struct gen *g, bool v6, uint32_t v, int t, int f)
 {
-	static const uint32_t ext6[] = {0, 60, 43, 44};
-	int done = pc_is(g, v, t, f);
-	int step = done;
-	for (int i = 0; i < PROTOCHAIN_STEPS; i++) {
-		int ah = pc_is(g, IPP_AH, pc_skip(g, true, step), done);
-		int c = ah;
-		if (v6) {
+	int step = pc_is(g, true, v, t, f);
+	for (int i = 0; i < (v6 ? PC_STEPS6 : PC_STEPS4); i++) {
+		int c;
+		if (!v6) {
+			c = pc_is(g, false, IPP_AH, pc_skip(g, true, step), f);
+		} else {
+			/* 43 and 44: A - 43 <= 1 */
 			int ext = pc_skip(g, false, step);
-			for (int j = 3; j >= 0; j--)
-				c = pc_is(g, ext6[j], ext, c);
+			int b = blk(g);
+			st(g, b, BPFKIT_ALU | BPFKIT_SUB | BPFKIT_K, 43);
+			int rt = jump(g, b, LEX_GT, false, 1, f, ext);
+			c = pc_is(g, false, IPP_AH, pc_skip(g, true, step), rt);
+			c = pc_is(g, false, 60, ext, c);
+			c = pc_is(g, false, 0, ext, c);
 		}
-		c = pc_is(g, 59, done, c);
-		step = pc_is(g, v, done, c);
+		c = pc_is(g, false, 59, f, c);
+		step = pc_is(g, true, v, t, c);
 	}
 	int b = blk(g);
 	uint32_t base = (uint32_t)nl(g);
@@ -791,6 +852,24 @@ static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
 	}
 	case KW_IP: return ip_proto(g, proto_number(g, n, false), t, f);
 	case KW_IP6: return ip6_proto(g, proto_number(g, n, false), t, f);
+	case KW_ISO: case KW_ISIS: {
+		static const struct { const char *name; uint32_t v; } iso_names[] = {
+			{"clnp", ISO_CLNP}, {"esis", ISO_ESIS}, {"isis", ISO_ISIS},
+		};
+		uint32_t v = 0;
+		size_t i = 0, nn = sizeof iso_names / sizeof iso_names[0];
+		if (n->id->kind == LEX_NAME && n->proto == KW_ISO) {
+			while (i < nn && strcmp(iso_names[i].name, n->id->text) != 0)
+				i++;
+			if (i == nn)
+				fail(g, "unknown iso proto '%s'", n->id->text);
+			v = iso_names[i].v;
+		} else {
+			/* larger values are accepted and never match, as in libpcap */
+			v = number(g, n->id, n->proto == KW_ISO ? "iso proto" : "isis proto");
+		}
+		return n->proto == KW_ISO ? iso_proto(g, v, t, f) : isis_pdu(g, v, t, f);
+	}
 	case 0: {
 		uint32_t v = proto_number(g, n, false);
 		return ip_proto(g, v, t, ip6_proto(g, v, t, f));
@@ -825,8 +904,36 @@ static bool load_needs_x(int proto)
 }
 
 /* The protocol test a load proto[...] implies. */
+/* fddi, tr, wlan, ppp and slip name the link layer as "link" does (libpcap's
+ * lexer reads them all as one token) where the link type has no such header. */
+static int link_alias(struct gen *g, int proto)
+{
+	(void)g;
+	switch (proto) {
+	case KW_FDDI: case KW_TR: case KW_WLAN: case KW_PPP: case KW_SLIP:
+		return KW_LINK;
+	default:
+		return proto;
+	}
+}
+
+static const struct { int kw; uint32_t etype; } nl_loads[] = {
+	{KW_ATALK, ETYPE_ATALK}, {KW_DECNET, ETYPE_DECNET},
+	{KW_LAT, ETYPE_LAT}, {KW_SCA, ETYPE_SCA}, {KW_MOPRC, ETYPE_MOPRC},
+	{KW_MOPDL, ETYPE_MOPDL},
+};
+
 static int load_check(struct gen *g, int proto, int t, int f)
 {
+	proto = link_alias(g, proto);
+	if (proto == KW_RADIO) {
+		if (!codegen_link_has_radio(g->link))
+			fail(g, "radio information not present in capture");
+		return t;
+	}
+	for (size_t i = 0; i < sizeof nl_loads / sizeof nl_loads[0]; i++)
+		if (nl_loads[i].kw == proto)
+			return linktype(g, nl_loads[i].etype, t, f);
 	switch (proto) {
 	case KW_ETHER: case KW_LINK:
 		if (g->link->off_mac < 0 && proto == KW_ETHER)
@@ -855,8 +962,9 @@ static int load_check(struct gen *g, int proto, int t, int f)
 
 static uint32_t load_base(struct gen *g, int proto)
 {
-	switch (proto) {
-	case KW_ETHER: case KW_LINK: return 0;
+	switch (link_alias(g, proto)) {
+	case KW_ETHER: case KW_LINK: return codegen_link_hdr(g->link);
+	case KW_RADIO: return 0;
 	case KW_ICMP6: return (uint32_t)nl(g) + 40;
 	default: return (uint32_t)nl(g);
 	}
@@ -894,6 +1002,12 @@ static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse
 		return;
 	case PA_LOAD:
 		arith(g, ac, b, a->l);
+		if ((load_base(g, a->proto) | (uint32_t)nl(g)) & CODEGEN_VAR_MASK) {
+			/* a length read from the packet: codegen_link.c */
+			codegen_link_ind_load(g->fn, b, a->size, load_base(g, a->proto),
+					      load_needs_x(a->proto), (uint32_t)nl(g), ac->depth);
+			return;
+		}
 		if (load_needs_x(a->proto)) {
 			st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, (uint32_t)nl(g));
 			st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);
@@ -950,11 +1064,55 @@ static int relation(struct gen *g, const struct parse_node *n, int t, int f)
 	return entry;
 }
 
+/* ---- 802.2 LLC: "llc [TYPE]" on Ethernet ---- */
+
+static const struct { const char *name; uint32_t mask, value; } llc_types[] = {
+	{"i", 1, 0}, {"s", 3, 1}, {"u", 3, 3},
+	{"rr", 0xf, 0x01}, {"rnr", 0xf, 0x05}, {"rej", 0xf, 0x09},
+	{"ui", 0xef, 0x03}, {"ua", 0xef, 0x63}, {"disc", 0xef, 0x43}, {"dm", 0xef, 0x0f},
+	{"sabme", 0xef, 0x6f}, {"test", 0xef, 0xe3}, {"xid", 0xef, 0xaf}, {"frmr", 0xef, 0x87},
+};
+
+static int llc(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
+		fail(g, "'llc' is not supported on %s", g->link->name);
+	uint32_t N = (uint32_t)g->e.off_nl;
+	int body = t;
+	if (n->id) {
+		size_t i = 0, nt = sizeof llc_types / sizeof llc_types[0];
+		while (i < nt && strcmp(llc_types[i].name, n->id->text) != 0)
+			i++;
+		if (i == nt)
+			fail(g, "unknown LLC type '%s' (i, s, u, rr, rnr, rej, ui, ua, disc, dm, "
+			     "sabme, test, xid or frmr)", n->id->text);
+		/* the control field, third byte of the LLC header */
+		if (llc_types[i].mask == 1)
+			body = test(g, 1, N + 2, 0xffffffffu, LEX_BAND, 1, f, t);
+		else
+			body = test(g, 1, N + 2, llc_types[i].mask, LEX_EQ, llc_types[i].value,
+				    t, f);
+	}
+	/* an 802.3 length, and not raw 802.3 (0xffff: Novell) */
+	int c = test(g, 2, N, 0xffffffffu, LEX_EQ, 0xffff, f, body);
+	return test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_GT, 1500, f, c);
+}
+
 /* ---- primitives ---- */
 
 static int pname(struct gen *g, int proto, int t, int f)
 {
 	switch (proto) {
+	case KW_ISO: return linktype(g, SAP_ISO, t, f);
+	case KW_STP: return linktype(g, SAP_STP, t, f);
+	case KW_IPX: return linktype(g, SAP_IPX, t, f);
+	case KW_NETBEUI: return linktype(g, SAP_NETBEUI, t, f);
+	case KW_CLNP: return iso_proto(g, ISO_CLNP, t, f);
+	case KW_ESIS: return iso_proto(g, ISO_ESIS, t, f);
+	case KW_ISIS: return iso_proto(g, ISO_ISIS, t, f);
+	case KW_L1: case KW_L2: case KW_IIH: case KW_LSP: case KW_SNP: case KW_CSNP:
+	case KW_PSNP:
+		return isis_set(g, proto, t, f);
 	case KW_IP: return linktype(g, ETYPE_IP, t, f);
 	case KW_IP6: return linktype(g, ETYPE_IPV6, t, f);
 	case KW_ARP: return linktype(g, ETYPE_ARP, t, f);
@@ -1002,7 +1160,8 @@ static int mpls(struct gen *g, const struct parse_node *n, int t, int f)
 	}
 	if (g->e.kind == ENC_MPLS)
 		return test(g, 1, (uint32_t)g->e.off_nl - 2, 1, LEX_EQ, 0, body, f);
-	if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
+	if (g->e.kind != ENC_LINK ||
+	    (g->e.lt != LT_ETHER && g->e.lt != LT_PPP && g->e.lt != LT_CHDLC))
 		fail(g, "no MPLS support for %s", g->link->name);
 	return linktype(g, ETYPE_MPLS, body, f);
 }
@@ -1025,6 +1184,9 @@ static int pppoe(struct gen *g, const struct parse_node *n, int t, int f)
 
 static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 {
+	int linkprim = codegen_link_prim(g->cc, g->fn, g->link, n, t, f);
+	if (linkprim >= 0)
+		return linkprim;   /* pflog, inbound, 802.11 ... (codegen_link.c) */
 	switch (n->prim) {
 	case 0:
 		break;
@@ -1036,7 +1198,7 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 					  : jump(g, b, LEX_GE, false, k, t, f);
 	}
 	case KW_BROADCAST:
-		if (n->proto == 0 || n->proto == KW_ETHER) {
+		if (n->proto == 0 || n->proto == KW_ETHER || link_alias(g, n->proto) == KW_LINK) {
 			static const uint8_t bc[6] = {255, 255, 255, 255, 255, 255};
 			return ether_addr(g, KW_DST, bc, t, f);
 		}
@@ -1050,7 +1212,7 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 		}
 		fail(g, "'%s broadcast' is not supported", lex_keyword_name(n->proto));
 	case KW_MULTICAST:
-		if (n->proto == 0 || n->proto == KW_ETHER) {
+		if (n->proto == 0 || n->proto == KW_ETHER || link_alias(g, n->proto) == KW_LINK) {
 			if (g->link->off_mac < 0)
 				fail(g, "'ether multicast' needs MAC addresses, not %s",
 				     g->link->name);
@@ -1070,14 +1232,7 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 	case KW_PPPOED: case KW_PPPOES:
 		return pppoe(g, n, t, f);
 	case KW_LLC:
-		if (n->id)
-			fail(g, "'llc %s' is not supported yet", n->id->text);
-		if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
-			fail(g, "'llc' is not supported on %s", g->link->name);
-		{
-			int c = test(g, 2, (uint32_t)g->e.off_nl, 0xffffffffu, LEX_EQ, 0xffff, f, t);
-			return test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_GT, 1500, f, c);
-		}
+		return llc(g, n, t, f);
 	default:
 		fail(g, "'%s' is not supported on %s", lex_keyword_name(n->prim), g->link->name);
 	}
@@ -1229,6 +1384,7 @@ void codegen_run(struct compile_ctx *cc, const struct parse_node *root, struct i
 	struct enc start = {ENC_LINK, g.link->kind, g.link->off_type, g.link->off_nl, 0};
 	encaps(&g, root, &start);
 	fn->entry = gen(&g, root, accept, reject);
+	fn->entry = codegen_link_prologue(cc, fn, g.link, fn->entry);
 	if (fn->failed)
 		compile_error(cc, 0, 0, "out of memory");
 }

@@ -218,6 +218,56 @@ void codegen_run(struct compile_ctx *cc, const struct parse_node *root, struct i
 struct proto_link;
 const struct proto_link *linktype_link(int dlt);
 
+/* ---- codegen_link.c, codegen_wlan.c: link layers beyond Ethernet, cooked, raw ---- */
+
+/*
+ * An offset (in a struct proto_link row or as codegen.c computes it) may carry
+ * a tag saying it is relative to a length read from the packet: the link
+ * payload (pflog, 802.11) in M[CODEGEN_REG_PL], or the 802.11 header behind a
+ * radio header (radiotap, Prism, AVS, PPI) in M[CODEGEN_REG_HDR].  The
+ * prologue (codegen_link_prologue) stores them before any test; scratch words
+ * below CODEGEN_REG_PL stay free for arithmetic.
+ */
+#define CODEGEN_VAR_PL 0x40000000u
+#define CODEGEN_VAR_HDR 0x20000000u
+#define CODEGEN_VAR_MASK (CODEGEN_VAR_PL | CODEGEN_VAR_HDR)
+enum { CODEGEN_REG_PL = 12, CODEGEN_REG_HDR = 13 };  /* protochain uses 14, 15 */
+
+struct parse_node;
+/* Appends "ld size [off]" to block b; through "ldx M[r]; ld [x + k]" when off is tagged. */
+void codegen_link_ld(struct ir_func *fn, int b, int size, uint32_t off);
+/* Appends X = 4*(ip[0]&0xf) + the variable part of nl (a tagged offset); A clobbered. */
+void codegen_link_ldx_iphl(struct ir_func *fn, int b, uint32_t nl);
+/*
+ * A holds an index: appends the load of size at base + A (base tagged), adding
+ * the IPv4 header length at nl first when iphl; scratch: a free scratch word.
+ */
+void codegen_link_ind_load(struct ir_func *fn, int b, int size, uint32_t base, bool iphl,
+			   uint32_t nl, int scratch);
+/* The network protocol of the packet is etype (an ethertype, or an LLC SAP <= 1500). */
+int codegen_link_linktype(struct compile_ctx *cc, struct ir_func *fn,
+			  const struct proto_link *link, uint32_t etype, int t, int f);
+/* Link-specific primitives (pflog fields, inbound, 802.11 type ...); -1 when not one. */
+int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
+		      const struct proto_link *link, const struct parse_node *n, int t, int f);
+/* radio[] is allowed (radiotap, Prism, AVS); what iso's NLPID offset adds to nl. */
+bool codegen_link_has_radio(const struct proto_link *link);
+int codegen_link_iso_delta(const struct proto_link *link);
+/* The base of link[] / ether[] loads for the link type. */
+uint32_t codegen_link_hdr(const struct proto_link *link);
+/* Prepends the code that reads header lengths from the packet; the new entry. */
+int codegen_link_prologue(struct compile_ctx *cc, struct ir_func *fn,
+			  const struct proto_link *link, int entry);
+/* 802.11 (codegen_wlan.c): address dir (KW_ADDR1 ..., KW_SRC/DST, 0, 1000, 1001). */
+int codegen_wlan_addr(struct compile_ctx *cc, struct ir_func *fn,
+		      const struct proto_link *link, const struct parse_node *at, int dir,
+		      const uint8_t mac[6], int t, int f);
+/* 802.11 type, subtype, dir, broadcast, multicast, llc; -1 when not one. */
+int codegen_wlan_prim(struct compile_ctx *cc, struct ir_func *fn,
+		      const struct proto_link *link, const struct parse_node *n, int t, int f);
+/* The 802.11 payload-length prologue (X = header start at hdr), then next. */
+int codegen_wlan_prologue(struct ir_func *fn, const struct proto_link *link, int next);
+
 /* ---- names.c: hosts, services, protocols, networks, ethers (libc only) ---- */
 
 /* Up to max IPv4 addresses (host order) of name; the count, 0 when unknown. */

@@ -38,6 +38,16 @@ int lex_keyword(const char *s)
 	for (int i = 1; i < KW__COUNT; i++)
 		if (strcmp(kw_rows[i].name, s) == 0)
 			return i;
+	if (strcmp(s, "length") == 0)   /* libpcap's other spelling of "len" */
+		return KW_LEN;
+	/* libpcap's other spellings of pflog and 802.11 keywords */
+	static const struct { const char *s; int kw; } other[] = {
+		{"rset", KW_RULESET}, {"direction", KW_DIR}, {"address1", KW_ADDR1},
+		{"address2", KW_ADDR2}, {"address3", KW_ADDR3}, {"address4", KW_ADDR4},
+	};
+	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+		if (strcmp(other[i].s, s) == 0)
+			return other[i].kw;
 	return -1;
 }
 

@@ -73,15 +73,37 @@ const char *bpfkit_linktype_name(int dlt)
  * off_nl: the network layer; off_mac: the destination MAC (source follows).
  */
 static const struct proto_link links[] = {
-	{1, "EN10MB", LT_ETHER, 12, 14, 0},
-	{113, "LINUX_SLL", LT_SLL, 14, 16, -1},
-	{276, "LINUX_SLL2", LT_SLL2, 0, 20, -1},
-	{0, "NULL", LT_NULL, 0, 4, -1},
-	{108, "LOOP", LT_LOOP, 0, 4, -1},
-	{12, "RAW", LT_RAW, -1, 0, -1},
-	{101, "RAW", LT_RAW, -1, 0, -1},
-	{228, "IPV4", LT_IPV4, -1, 0, -1},
-	{229, "IPV6", LT_IPV6, -1, 0, -1},
+	{1, "EN10MB", LT_ETHER, 12, 14, 0, PFX_NONE},
+	{113, "LINUX_SLL", LT_SLL, 14, 16, -1, PFX_NONE},
+	{276, "LINUX_SLL2", LT_SLL2, 0, 20, -1, PFX_NONE},
+	{0, "NULL", LT_NULL, 0, 4, -1, PFX_NONE},
+	{108, "LOOP", LT_LOOP, 0, 4, -1, PFX_NONE},
+	{12, "RAW", LT_RAW, -1, 0, -1, PFX_NONE},
+	{101, "RAW", LT_RAW, -1, 0, -1, PFX_NONE},
+	{228, "IPV4", LT_IPV4, -1, 0, -1, PFX_NONE},
+	{229, "IPV6", LT_IPV6, -1, 0, -1, PFX_NONE},
+	/* codegen_link.c, codegen_wlan.c */
+	{9, "PPP", LT_PPP, 2, 4, -1, PFX_NONE},
+	{50, "PPP_SERIAL", LT_PPP, 2, 4, -1, PFX_NONE},
+	{166, "PPP_PPPD", LT_PPP, 2, 4, -1, PFX_NONE},
+	{16, "PPP_BSDOS", LT_PPP_BSDOS, 5, 24, -1, PFX_NONE},
+	{104, "C_HDLC", LT_CHDLC, 2, 4, -1, PFX_NONE},
+	{8, "SLIP", LT_SLIP, -1, 16, -1, PFX_NONE},
+	{15, "SLIP_BSDOS", LT_SLIP, -1, 24, -1, PFX_NONE},
+	{117, "PFLOG", LT_PFLOG, -1, (int)CODEGEN_VAR_PL, -1, PFX_NONE},
+	/* off_type: the LLC header; off_nl: after LLC + SNAP */
+	{10, "FDDI", LT_LLC, 13, 21, 1, PFX_NONE},
+	{6, "IEEE802", LT_LLC, 14, 22, 2, PFX_NONE},
+	/* off_mac: the 802.11 header */
+	{105, "IEEE802_11", LT_WLAN, (int)CODEGEN_VAR_PL, (int)CODEGEN_VAR_PL + 8, 0, PFX_NONE},
+	{127, "IEEE802_11_RADIO", LT_WLAN, (int)CODEGEN_VAR_PL, (int)CODEGEN_VAR_PL + 8,
+	 (int)CODEGEN_VAR_HDR, PFX_RADIOTAP},
+	{119, "PRISM_HEADER", LT_WLAN, (int)CODEGEN_VAR_PL, (int)CODEGEN_VAR_PL + 8,
+	 (int)CODEGEN_VAR_HDR, PFX_PRISM},
+	{163, "IEEE802_11_RADIO_AVS", LT_WLAN, (int)CODEGEN_VAR_PL, (int)CODEGEN_VAR_PL + 8,
+	 (int)CODEGEN_VAR_HDR, PFX_AVS},
+	{192, "PPI", LT_WLAN, (int)CODEGEN_VAR_PL, (int)CODEGEN_VAR_PL + 8, (int)CODEGEN_VAR_HDR,
+	 PFX_PPI},
 };
 
 const struct proto_link *linktype_link(int dlt)

@@ -407,7 +407,7 @@ static struct parse_node *other(struct parser *p, int proto)
 	case KW_VLAN: case KW_MPLS: case KW_PPPOES: case KW_GENEVE: case KW_VXLAN:
 		optional_num(p, n);
 		return n;
-	case KW_IFNAME: case KW_ON: case KW_REASON: case KW_ACTION: case KW_TYPE:
+	case KW_IFNAME: case KW_ON: case KW_REASON: case KW_ACTION: case KW_TYPE: case KW_RULESET:
 	case KW_SUBTYPE: case KW_DIR:
 		need_name(p, n);
 		if (t->kw == KW_TYPE && peek(p)->kind == LEX_KW && peek(p)->kw == KW_SUBTYPE) {
@@ -420,7 +420,8 @@ static struct parse_node *other(struct parser *p, int proto)
 		}
 		return n;
 	case KW_LLC:
-		if (peek(p)->kind == LEX_NAME)
+		/* a type name; "rnr" is also pflog's keyword */
+		if (peek(p)->kind == LEX_NAME || is_kw(peek(p), KW_RNR))
 			n->id = next(p);
 		end_span(p, n);
 		return n;

@@ -36,7 +36,7 @@
 	X(IFNAME, "ifname", O) X(ON, "on", O) X(RNR, "rnr", O) X(RULENUM, "rulenum", O) \
 	X(REASON, "reason", O) X(ACTION, "action", O) X(SRNR, "srnr", O) \
 	X(SUBRULENUM, "subrulenum", O) X(TYPE, "type", O) X(SUBTYPE, "subtype", O) \
-	X(DIR, "dir", O)
+	X(DIR, "dir", O) X(RULESET, "ruleset", O)
 
 enum kw_class { KWC_P = 1, KWC_D, KWC_T, KWC_O };
 
@@ -81,8 +81,18 @@ enum proto_ltkind {
 	LT_IPV4,      /* only IPv4 */
 	LT_IPV6,      /* only IPv6 */
 	LT_PPP,       /* 16-bit PPP protocol at off_type */
-	LT_NONE       /* link type the generator cannot handle */
+	LT_NONE,      /* link type the generator cannot handle */
+	/* codegen_link.c */
+	LT_CHDLC,     /* Cisco HDLC: 16-bit ethertype at off_type */
+	LT_PPP_BSDOS, /* PPP protocol at off_type; IP also as VJ compressed/uncompressed */
+	LT_SLIP,      /* no type field: libpcap tests the version nibble of byte 0 */
+	LT_PFLOG,     /* OpenBSD pflog: address family byte; header length in byte 0 */
+	LT_LLC,       /* FDDI, Token Ring: 802.2 LLC (+ SNAP) at off_type */
+	LT_WLAN       /* 802.11: LLC in data frames; header length varies */
 };
+
+/* A radio header in front of the 802.11 header (struct proto_link.prefix). */
+enum proto_prefix { PFX_NONE, PFX_RADIOTAP, PFX_PRISM, PFX_AVS, PFX_PPI };
 
 struct proto_link {
 	int dlt;
@@ -91,6 +101,7 @@ struct proto_link {
 	int off_type;    /* the link type field; -1 none */
 	int off_nl;      /* start of the network layer */
 	int off_mac;     /* first MAC (ether dst), -1 when the link has no MAC addresses */
+	enum proto_prefix prefix;  /* LT_WLAN: the radio header in front */
 };
 
 #endif

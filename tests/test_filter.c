@@ -588,8 +588,6 @@ TEST(filter_usage_errors_exit_2)
 		{"filter -O7 -p x", "-O"},
 		{"filter -p x tcp", "not both"},
 		{"filter -r", "needs an argument"},
-		{"filter -c tcp port 80", "filter expressions need the compiler, which is not "
-		 "available yet; use -p PROGFILE"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char *o, *e;
@@ -602,6 +600,69 @@ TEST(filter_usage_errors_exit_2)
 	CHECK_EQ(bk(&o, &e, "filter --help"), 0);
 	CHECK_CONTAINS(o, "usage: bpfkit filter");
 	CHECK_CONTAINS(o, "-w, --write");
+	free2(o, e);
+}
+
+/* libpcap's count of the packets of path that expr (-O0) accepts; -1 on error. */
+static long libpcap_expr_count(const char *path, const char *expr)
+{
+	char eb[PCAP_ERRBUF_SIZE];
+	pcap_t *p = pcap_open_offline(path, eb);
+	if (!p)
+		return -1;
+	struct bpf_program prog;
+	if (pcap_compile(p, &prog, expr, 0, PCAP_NETMASK_UNKNOWN) != 0) {
+		pcap_close(p);
+		return -1;
+	}
+	struct pcap_pkthdr *h;
+	const u_char *d;
+	long n = 0;
+	while (pcap_next_ex(p, &h, &d) == 1)
+		n += pcap_offline_filter(&prog, h, d) != 0;
+	pcap_freecode(&prog);
+	pcap_close(p);
+	return n;
+}
+
+/* filter EXPRESSION compiles for the capture's link type and counts as libpcap does;
+ * a bad expression exits 1 with the column and a caret. */
+TEST(filter_expression_matches_libpcap)
+{
+	if (!bin_present())
+		SKIP("%s not built (make bpfkit)", harness_bin());
+	static const struct { const char *file, *expr; } cases[] = {
+		{"pcaps/3560_CDP.pcap", "llc"},
+		{"pcaps/3560_CDP.pcap", "not tcp and ether multicast"},
+		{"pcaps/802.1D_spanning_tree.pcap", "stp"},
+		{"pcaps/OSPFv2_Capture_FINAL.pcapng", "ip proto 89 and ip multicast"},
+		{"libpcap-tests/filter/ipv6_ext_headers.pcap", "ip6 protochain 17"},
+	};
+	int ran = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *path = harness_shared_path(cases[i].file);
+		if (access(path, R_OK) != 0)
+			continue;
+		long want = libpcap_expr_count(path, cases[i].expr);
+		if (want < 0)
+			continue;
+		char *o, *e;
+		CHECK_EQ(bk(&o, &e, "filter -c -r %s %s", path, cases[i].expr), 0);
+		CHECK_MSG(strtol(o, NULL, 10) == want, "%s on %s: bpfkit %s, libpcap %ld",
+			  cases[i].expr, cases[i].file, o, want);
+		free2(o, e);
+		ran++;
+	}
+	if (ran == 0)
+		SKIP("no capture of ../shared found");
+	char *o, *e;
+	const char *path = harness_shared_path(cases[0].file);
+	CHECK_EQ(bk(&o, &e, "filter -c -r %s 'tcp port 80 and hots'", path), 1);
+	CHECK_CONTAINS(e, "bpfkit: error: 1:17:");
+	CHECK_CONTAINS(e, "^~~~");
+	free2(o, e);
+	CHECK_EQ(bk(&o, &e, "filter -c -O0 -l RAW -r %s ip", path), 0);
+	CHECK_CONTAINS(o, "0");
 	free2(o, e);
 }
 

@@ -1189,9 +1189,17 @@ static void on_sigbus(int sig)
 }
 
 /* One filter run: what the packet loop reads and what it counts. */
+/* Programs compiled from an expression, one per link type met in the capture. */
+#define FILTER_MAX_LINKTYPES 16
+
 struct filter_run {
 	const struct engine *engine;
 	const struct bpfkit_prog *prog;
+	struct input *expr;               /* NULL with -p or no expression */
+	struct bpfkit_compile_opts opts;  /* for expr; linktype < 0: from the capture */
+	int forced_linktype;              /* -l, or -1 */
+	struct { uint32_t linktype; struct bpfkit_prog prog; } progs[FILTER_MAX_LINKTYPES];
+	int nprogs;
 	struct bpfkit_capture *cap;
 	struct bpfkit_capture_writer *wr; /* NULL without -w */
 	const char *in_name, *out_name;
@@ -1202,6 +1210,48 @@ struct filter_run {
 
 /* Packets between progress checks (a power of two). */
 #define PROGRESS_EVERY 65536u
+
+static char *join_words(int argc, char **argv);
+
+/* "bpfkit: error: L:C: message", the source line and a caret under the span. */
+static void report_compile_error(struct input *in, const struct bpfkit_error *err)
+{
+	if (err->column > 0) {
+		fprintf(stderr, "bpfkit: error: %d:%d: %s\n", err->line > 0 ? err->line : 1,
+			err->column, err->message);
+		show_source_line(in, err->line > 0 ? err->line : 1, err->column, err->span);
+	} else {
+		fprintf(stderr, "bpfkit: error: %s\n", err->message);
+	}
+}
+
+/* The program for a packet of this link type: compiled on first use; NULL after an error
+ * (reported). */
+static const struct bpfkit_prog *filter_prog_for(struct filter_run *fr, uint32_t linktype)
+{
+	if (!fr->expr)
+		return fr->prog;
+	if (fr->forced_linktype >= 0)
+		linktype = (uint32_t)fr->forced_linktype;
+	for (int i = 0; i < fr->nprogs; i++)
+		if (fr->progs[i].linktype == linktype)
+			return &fr->progs[i].prog;
+	if (fr->nprogs == FILTER_MAX_LINKTYPES) {
+		fprintf(stderr, "bpfkit: error: more than %d link types in one capture\n",
+			FILTER_MAX_LINKTYPES);
+		return NULL;
+	}
+	struct bpfkit_error err;
+	struct bpfkit_compile_opts opts = fr->opts;
+	opts.linktype = (int)linktype;
+	struct bpfkit_prog *prog = &fr->progs[fr->nprogs].prog;
+	if (bpfkit_compile(fr->expr->data, &opts, prog, &err) != 0) {
+		report_compile_error(fr->expr, &err);
+		return NULL;
+	}
+	fr->progs[fr->nprogs++].linktype = linktype;
+	return prog;
+}
 
 /* Runs the program on every packet, writing the matches; an exit status. */
 static int filter_packets(struct filter_run *fr)
@@ -1217,7 +1267,12 @@ static int filter_packets(struct filter_run *fr)
 			fr->first_iface = *bpfkit_capture_iface(fr->cap, 0);
 			fr->have_first = true;
 		}
-		if (fr->engine->run(fr->prog, pkt.data, pkt.caplen, pkt.wirelen, NULL) != 0) {
+		const struct bpfkit_prog *prog = filter_prog_for(fr, pkt.linktype);
+		if (!prog) {
+			rc = EXIT_INPUT;
+			break;
+		}
+		if (fr->engine->run(prog, pkt.data, pkt.caplen, pkt.wirelen, NULL) != 0) {
 			matched++;
 			/* As tcpdump -w: the whole captured packet, whatever the snap value. */
 			if (fr->wr && bpfkit_capture_write(fr->wr, &pkt, &err) != 0) {
@@ -1272,7 +1327,7 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 	const struct engine *engine = NULL; /* default: jit, else fast, else interp */
 	const char *in_path = NULL, *out_path = NULL, *progfile = NULL;
 	bool count = false;
-	int c, rc;
+	int c, rc, forced_linktype = -1, optimize = 2;
 	reset_options();
 	while ((c = next_option(cmd, argc, argv, ":r:w:ce:l:O:p:h", longopts)) != -1) {
 		switch (c) {
@@ -1289,13 +1344,14 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 				return usage_error(cmd, "unknown engine '%s'", optarg);
 			break;
 		case 'l':
-			if (parse_linktype(optarg) < 0)
+			if ((forced_linktype = parse_linktype(optarg)) < 0)
 				return usage_error(cmd, "unknown link type '%s' (a name such as "
 						   "EN10MB, RAW or LINUX_SLL, or a number)", optarg);
 			break;
 		case 'O':
 			if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "2"))
 				return usage_error(cmd, "-O takes 0, 1 or 2, not '%s'", optarg);
+			optimize = optarg[0] - '0';
 			break;
 		case 'h':
 			return show_help(cmd);
@@ -1305,11 +1361,7 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 	}
 	if (progfile && optind < argc)
 		return usage_error(cmd, "give either -p PROGFILE or an expression, not both");
-	if (!progfile && optind < argc) {
-		fputs("bpfkit: filter: filter expressions need the compiler, which is not "
-		      "available yet; use -p PROGFILE\n", stderr);
-		return EXIT_USAGE;
-	}
+	struct input expr_in = {.name = "<expression>"};
 	if (engine && !engine->run)
 		return usage_error(cmd, "engine '%s' is not available yet", engine->name);
 	if (is_stdio(in_path) && progfile && is_stdio(progfile))
@@ -1343,6 +1395,13 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 		return rc;
 	}
 
+	if (!progfile && optind < argc) {
+		/* no program was loaded: nothing else to free on this path */
+		expr_in.data = join_words(argc - optind, argv + optind);
+		if (!expr_in.data)
+			return input_error("bpfkit", "out of memory");
+		expr_in.len = strlen(expr_in.data);
+	}
 	struct capture_input in;
 	struct output out = {NULL, NULL, -1, 0};
 	struct bpfkit_error err;
@@ -1351,6 +1410,9 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 	memset(&fr, 0, sizeof fr);
 	fr.engine = engine;
 	fr.prog = &prog;
+	fr.expr = expr_in.data ? &expr_in : NULL;
+	fr.opts.optimize = optimize;
+	fr.forced_linktype = forced_linktype;
 	if ((rc = capture_input_open(in_path, &in, &fr.cap)) != EXIT_OK)
 		goto done;
 	fr.in_name = in.name;
@@ -1399,6 +1461,9 @@ done:
 		bpfkit_prog_free(NULL, &prog);
 		free_input(&prog_in);
 	}
+	for (int i = 0; i < fr.nprogs; i++)
+		bpfkit_prog_free(NULL, &fr.progs[i].prog);
+	free(expr_in.data);
 	return rc;
 }
 
