@@ -802,6 +802,8 @@ static int pc_skip(struct gen *g, bool ah, int next)
 
 static int protochain(struct gen *g, bool v6, uint32_t v, int t, int f)
 {
+	if ((uint32_t)nl(g) & CODEGEN_VAR_MASK)
+		fail(g, "'protochain' not supported with variable length headers");
 	int step = pc_is(g, true, v, t, f);
 	for (int i = 0; i < (v6 ? PC_STEPS6 : PC_STEPS4); i++) {
 		int c;
@@ -1161,7 +1163,7 @@ static int mpls(struct gen *g, const struct parse_node *n, int t, int f)
 	if (g->e.kind == ENC_MPLS)
 		return test(g, 1, (uint32_t)g->e.off_nl - 2, 1, LEX_EQ, 0, body, f);
 	if (g->e.kind != ENC_LINK ||
-	    (g->e.lt != LT_ETHER && g->e.lt != LT_PPP && g->e.lt != LT_CHDLC))
+	    (g->e.lt != LT_ETHER && g->link->dlt != 9 && g->e.lt != LT_CHDLC))
 		fail(g, "no MPLS support for %s", g->link->name);
 	return linktype(g, ETYPE_MPLS, body, f);
 }

@@ -42,20 +42,6 @@
 
 _Static_assert(sizeof(struct bpf_insn) == sizeof(struct bpfkit_insn), "insn layout");
 
-#ifdef DIFFTEST_STUB_COMPILE
-/* Temporary: the library has no compiler yet (the Makefile defines this then). */
-int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
-		   struct bpfkit_prog *out, struct bpfkit_error *err)
-{
-	(void)expr;
-	(void)opts;
-	(void)out;
-	memset(err, 0, sizeof *err);
-	snprintf(err->message, sizeof err->message, "not implemented");
-	return -1;
-}
-#endif
-
 #define PKT_MAX 8192     /* longest packet kept or made */
 #define MAX_EVENTS 512   /* events recorded per simulated run */
 #define PV_OPS 6         /* ALU operations remembered per value */
@@ -217,6 +203,7 @@ static struct {
 static FILE *outf;
 static bool namedb_have[3]; /* hosts, ethers, networks */
 static uint64_t sim_mismatch; /* our interpreter disagreed with bpf_filter (self-check) */
+static uint64_t looped_packets; /* the reference program would not end: not compared */
 
 struct stats {
 	int dlt;
@@ -467,8 +454,10 @@ static uint32_t alu(uint16_t op, uint32_t a, uint32_t b)
 struct simout {
 	uint32_t ret;
 	bool oob;      /* ended by a load past the captured bytes */
+	bool looped;   /* stopped after SIM_STEPS instructions (a backward-jump loop) */
 	size_t nev;
 };
+#define SIM_STEPS 200000
 
 static void ev_add(struct event *ev, size_t *nev, const struct event *e)
 {
@@ -479,7 +468,7 @@ static void ev_add(struct event *ev, size_t *nev, const struct event *e)
 static struct simout sim(const struct bpf_insn *p, unsigned n, const struct packet *pk,
 			 struct event *ev)
 {
-	struct simout r = {0, false, 0};
+	struct simout r = {0, false, false, 0};
 	uint32_t A = 0, X = 0, M[BPF_MEMWORDS] = {0};
 	struct pv pa = {0}, px = {0}, pm[BPF_MEMWORDS];
 	memset(pm, 0, sizeof pm);
@@ -488,6 +477,10 @@ static struct simout sim(const struct bpf_insn *p, unsigned n, const struct pack
 	for (unsigned pc = 0; pc < n; pc++) {
 		const struct bpf_insn *i = &p[pc];
 		uint32_t k = i->k;
+		if (++steps > SIM_STEPS) {
+			r.looped = true;
+			return r;
+		}
 		uint16_t c = i->code;
 		struct event e;
 		memset(&e, 0, sizeof e);
@@ -577,7 +570,7 @@ static struct simout sim(const struct bpf_insn *p, unsigned n, const struct pack
 			if (op == BPF_JA) {
 				/* libpcap sign-extends: its protochain code loops backward. */
 				int64_t to = (int64_t)pc + 1 + (int32_t)k;
-				if (to < 0 || to >= n || ++steps > 1000000)
+				if (to < 0 || to >= n)
 					return r;
 				pc = (unsigned)to - 1;
 				break;
@@ -692,6 +685,7 @@ struct prog {
 	unsigned n;
 	bool ok;
 	char err[256];
+	bool backward;          /* has a backward ja: run by sim(), bpf_filter may not end */
 	struct bpf_program lp; /* libpcap-owned, when from libpcap */
 	bool from_pcap;
 	struct bpfkit_prog bk;
@@ -704,6 +698,13 @@ static void prog_free(struct prog *p)
 	if (!p->from_pcap && p->ok)
 		bpfkit_prog_free(NULL, &p->bk);
 	memset(p, 0, sizeof *p);
+}
+
+static void mark_backward(struct prog *p)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->insns[i].code == (BPF_JMP | BPF_JA) && (int32_t)p->insns[i].k < 0)
+			p->backward = true;
 }
 
 static void compile_pcap(struct prog *p, int dlt, uint32_t snaplen, const char *expr, int optimize,
@@ -720,6 +721,7 @@ static void compile_pcap(struct prog *p, int dlt, uint32_t snaplen, const char *
 		p->ok = true;
 		p->insns = p->lp.bf_insns;
 		p->n = p->lp.bf_len;
+		mark_backward(p);
 	} else {
 		snprintf(p->err, sizeof p->err, "%s", pcap_geterr(h));
 	}
@@ -745,6 +747,7 @@ static void compile_bpfkit(struct prog *p, int dlt, uint32_t snaplen, const char
 		p->ok = true;
 		p->insns = (struct bpf_insn *)p->bk.insns;
 		p->n = (unsigned)p->bk.len;
+		mark_backward(p);
 	} else {
 		snprintf(p->err, sizeof p->err, "%s", err.message);
 	}
@@ -809,15 +812,23 @@ static uint32_t run(const struct prog *p, const struct packet *pk)
 {
 	if (!p->n)
 		return 0;
+	if (p->backward) {
+		struct simout s = sim(p->insns, p->n, pk, NULL);
+		return s.looped ? 0 : s.ret;
+	}
 	return bpf_filter(p->insns, pk->data, pk->wirelen, pk->caplen);
 }
 
 /* Checks one packet; returns false on a disagreement. */
 static bool check_packet(struct casectx *c, const struct packet *pk)
 {
+	struct simout s0 = sim(c->ref0->insns, c->ref0->n, pk, NULL);
+	if (s0.looped) { /* libpcap's protochain loop does not end on this packet */
+		looped_packets++;
+		return true;
+	}
 	c->packets++;
 	uint32_t v0 = run(c->ref0, pk), vs = run(c->subj, pk), v1 = 0;
-	struct simout s0 = sim(c->ref0->insns, c->ref0->n, pk, NULL);
 	if (s0.ret != v0 && !sim_mismatch++ && opt.verbose) {
 		printf("self-check mismatch: %s sim=%u bpf_filter=%u caplen=%u wirelen=%u\n",
 		       c->id, s0.ret, v0, pk->caplen, pk->wirelen);
@@ -1526,6 +1537,9 @@ static int summarize(void)
 	       tot.skipped_namedb ? " (rows needing a missing one are skipped: column ndb)" : "");
 	printf("self-check: tracking interpreter vs bpf_filter mismatches: %llu\n",
 	       (unsigned long long)sim_mismatch);
+	if (looped_packets)
+		printf("packets on which the reference program loops forever (libpcap's "
+		       "protochain code; not compared): %llu\n", (unsigned long long)looped_packets);
 	if (fails)
 		printf("FAIL: %d link type(s) below threshold\n", fails);
 	return fails ? 1 : 0;
