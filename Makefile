@@ -45,7 +45,7 @@ TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
 	tests/test_fuzz.o tests/randprog.o tests/test_pcapio.o tests/test_filter.o tests/test_gen.o \
-	tests/test_compile.o \
+	tests/test_compile.o tests/test_compile_link.o \
 	tests/test_engines.o tests/test_difftest.o tests/test_jit.o
 FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw \
 	engines
@@ -115,7 +115,7 @@ bench: all bench/bench_interp
 	sh bench/run.sh
 
 bench/bench_interp: bench/bench_interp.c libbpfkit.a $(HDRS)
-	$(CC) $(BK_CFLAGS) -o $@ bench/bench_interp.c libbpfkit.a $(PCAP_LIBS)
+	$(CC) $(BK_CFLAGS) -o $@ bench/bench_interp.c libbpfkit.a $(PCAP_LIBS) -lm
 
 fuzz: FORCE
 	sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_CC)

@@ -1,143 +1,159 @@
 /*
- * bench_interp.c - times bpfkit's reference interpreter against libpcap's
- * bpf_filter() on the same programs (libpcap's optimized output for classic
- * tcpdump filters) over the same in-memory packets.  Engines are interleaved
- * and each measurement repeated; the median is reported.  Output is the TSV
- * of DESIGN.md: filter, engine, ns_per_packet, ratio_vs_libpcap (libpcap's
- * ns / the engine's ns: higher is faster).  A `null` row times the bare loop.
+ * bench_interp.c - times bpfkit's engines against libpcap's bpf_filter() and,
+ * when built with -DHAVE_DPDK, DPDK's cBPF-to-eBPF converter and JIT, over the
+ * same in-memory packets in one process.
  *
- * Packets are a deterministic synthetic Ethernet mix (IPv4/IPv6, TCP/UDP,
- * ARP, VLAN); `bpfkit gen` will replace it when capture support lands.
+ *   bench/bench_interp [-r CAPTURE] [-n COUNT] [-R ROUNDS] [FILTER...]
+ *
+ * Packets: the capture (-r, read with the bpfkit capture API; packets of a
+ * link type other than the first packet's are dropped) or COUNT (default
+ * 100000) packets from bpfkit_gen (EN10MB, seed 1).  Each argument is one
+ * whole filter; the defaults are classic tcpdump filters.
+ *
+ * Each filter is compiled twice: by libpcap (optimized), and by bpfkit_compile
+ * (its default optimization).  Rows (the `engine` column):
+ *   null        the loop alone: it reads each packet's length
+ *   libpcap     bpf_filter() on libpcap's program
+ *   interp, fast, jit
+ *               bpfkit's engines on libpcap's program (engine against engine,
+ *               same code)
+ *   dpdk-jit    DPDK's JIT on libpcap's program (rte_bpf_convert)
+ *   interp+cc, fast+cc, jit+cc
+ *               bpfkit's engines on bpfkit_compile's program (the whole
+ *               toolchain: compiler quality included)
+ * and per engine a `geomean` row (geometric means of ns and of ratios over the
+ * filters it ran).
+ *
+ * Every row uses the same loop (bench_loop: one call per packet through a
+ * function pointer, the verdict counted); only the callee differs.  Packets
+ * go in cache-sized chunks (256 KiB of packet bytes), read once untimed, then
+ * run by every engine in turn (the order rotates each round): the numbers
+ * time the engines, not DRAM (bench_filter.sh times whole streaming runs).
+ * A row's time is the sum over the chunks of its median over ROUNDS (default
+ * 9) rounds on that chunk, divided by the packet count (bench_filter).  Before timing, every peer's verdict on every packet is checked
+ * against bpfkit's reference interpreter (bpfkit_interp on libpcap's program);
+ * a peer that disagrees on a filter is excluded from it (its row says NA and
+ * standard error says why).  DPDK's converter mistranslates `ldb [x+k]`, so
+ * it is expected to be excluded on filters that use it.
+ *
+ * Output (standard output): filter<TAB>engine<TAB>ns_per_packet<TAB>
+ * ratio_vs_libpcap, where the ratio is libpcap's ns / the row's ns (higher is
+ * faster).  A summary (jit against dpdk-jit and null) goes to standard error.
  */
-#define _DEFAULT_SOURCE 1
+#define _GNU_SOURCE 1
 #include "bpfkit.h"
 
+#include <math.h>
 #include <pcap/pcap.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#define NPKT 20000
-#define REPS 7
+#ifdef HAVE_DPDK
+#define HAVE_DPDK_ROW 1
+#include <rte_bpf.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#else
+#define HAVE_DPDK_ROW 0
+#endif
 
 struct pkt {
-	uint32_t len;
-	uint8_t data[128];
+	const uint8_t *data;
+	uint32_t caplen, wirelen;
 };
 
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static uint32_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng >> 16);
-}
+static struct pkt *pkts;
+static size_t npkts;
+static int linktype = 1;
 
-static void put16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
+/* ------------------------------------------------------------------ */
+/* The engines, each behind the same call shape                        */
 
-static void make_packet(struct pkt *pk)
-{
-	static const uint16_t ports[] = {80, 443, 53, 22, 25, 8080, 123, 5060};
-	uint8_t *p = pk->data;
-	memset(p, 0, sizeof pk->data);
-	for (int i = 0; i < 12; i++)
-		p[i] = (uint8_t)rnd();
-	uint32_t off = 12, kind = rnd() % 10;
-	if (kind == 0) { /* 802.1Q */
-		put16(p + off, 0x8100);
-		put16(p + off + 2, rnd() % 4095);
-		off += 4;
-	}
-	if (kind == 1) { /* ARP */
-		put16(p + off, 0x0806);
-		pk->len = 60;
-		return;
-	}
-	uint32_t proto = rnd() % 3 ? 6 : 17, l4;
-	if (kind == 2 || kind == 3) { /* IPv6 */
-		put16(p + off, 0x86dd);
-		off += 2;
-		p[off] = 0x60;
-		p[off + 6] = (uint8_t)proto;
-		p[off + 7] = 64;
-		for (int i = 8; i < 40; i++)
-			p[off + i] = (uint8_t)rnd();
-		l4 = off + 40;
-	} else {
-		put16(p + off, 0x0800);
-		off += 2;
-		p[off] = 0x45;
-		p[off + 9] = (uint8_t)proto;
-		p[off + 8] = 64;
-		for (int i = 12; i < 20; i++)
-			p[off + i] = (uint8_t)(rnd() % 4 ? 10 : rnd());
-		l4 = off + 20;
-	}
-	put16(p + l4, rnd() % 2 ? ports[rnd() % 8] : 1024 + rnd() % 60000);
-	put16(p + l4 + 2, rnd() % 2 ? ports[rnd() % 8] : 1024 + rnd() % 60000);
-	if (proto == 6)
-		p[l4 + 13] = (uint8_t)(rnd() % 3 ? 0x10 : 0x02);
-	pk->len = l4 + 20 + rnd() % 40;
-	if (pk->len > sizeof pk->data)
-		pk->len = sizeof pk->data;
-}
+enum engine {
+	ENG_NULL, ENG_LIBPCAP, ENG_INTERP, ENG_FAST, ENG_JIT, ENG_DPDK,
+	ENG_INTERP_CC, ENG_FAST_CC, ENG_JIT_CC, ENG__N
+};
+static const char *const engine_names[ENG__N] = {
+	"null", "libpcap", "interp", "fast", "jit", "dpdk-jit", "interp+cc", "fast+cc", "jit+cc"
+};
 
-static double now_ns(void)
+/* What one filter's engines need. */
+struct filter_ctx {
+	struct bpf_program pcap_prog;
+	struct bpfkit_prog cc_prog;   /* len 0 when bpfkit_compile failed */
+	struct bpfkit_fast *fast, *fast_cc;
+	struct bpfkit_jit *jit, *jit_cc;
+	bpfkit_jit_fn jit_fn, jit_cc_fn;
+#ifdef HAVE_DPDK
+	struct rte_bpf *dpdk;
+	uint64_t (*dpdk_fn)(void *);
+#endif
+	int have[ENG__N];
+};
+
+static struct filter_ctx cur;
+
+#ifdef HAVE_DPDK
+static struct rte_mbuf *mbufs; /* one per packet, pointing at its bytes */
+#endif
+
+typedef uint32_t (*call_fn)(size_t i);
+
+static uint32_t call_null(size_t i) { return pkts[i].caplen; }
+static uint32_t call_libpcap(size_t i)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
+	return bpf_filter(cur.pcap_prog.bf_insns, pkts[i].data, pkts[i].wirelen, pkts[i].caplen);
 }
+static uint32_t call_interp(size_t i)
+{
+	return bpfkit_interp((const struct bpfkit_insn *)cur.pcap_prog.bf_insns,
+			     cur.pcap_prog.bf_len, pkts[i].data, pkts[i].caplen, pkts[i].wirelen,
+			     NULL);
+}
+static uint32_t call_fast(size_t i)
+{
+	return bpfkit_fast_run(cur.fast, pkts[i].data, pkts[i].caplen, pkts[i].wirelen);
+}
+static uint32_t call_jit(size_t i)
+{
+	return cur.jit_fn(pkts[i].data, pkts[i].caplen, pkts[i].wirelen);
+}
+static uint32_t call_interp_cc(size_t i)
+{
+	return bpfkit_interp(cur.cc_prog.insns, cur.cc_prog.len, pkts[i].data, pkts[i].caplen,
+			     pkts[i].wirelen, NULL);
+}
+static uint32_t call_fast_cc(size_t i)
+{
+	return bpfkit_fast_run(cur.fast_cc, pkts[i].data, pkts[i].caplen, pkts[i].wirelen);
+}
+static uint32_t call_jit_cc(size_t i)
+{
+	return cur.jit_cc_fn(pkts[i].data, pkts[i].caplen, pkts[i].wirelen);
+}
+#ifdef HAVE_DPDK
+static uint32_t call_dpdk(size_t i) { return (uint32_t)cur.dpdk_fn(&mbufs[i]); }
+#endif
+
+static const call_fn calls[ENG__N] = {
+	[ENG_NULL] = call_null, [ENG_LIBPCAP] = call_libpcap, [ENG_INTERP] = call_interp,
+	[ENG_FAST] = call_fast, [ENG_JIT] = call_jit, [ENG_INTERP_CC] = call_interp_cc,
+	[ENG_FAST_CC] = call_fast_cc, [ENG_JIT_CC] = call_jit_cc,
+#ifdef HAVE_DPDK
+	[ENG_DPDK] = call_dpdk,
+#endif
+};
+
+/* ------------------------------------------------------------------ */
+/* Timing                                                              */
 
 static volatile uint32_t sink;
-
-enum engine { ENG_NULL, ENG_LIBPCAP, ENG_INTERP, ENG_FAST, ENG_JIT, ENG__N };
-static const char *const engine_names[] = {"null", "libpcap", "interp", "fast", "jit"};
-
-/* The current filter prepared for the fast interpreter. */
-static struct bpfkit_fast *fast_filter;
-/* ... and compiled by the JIT (called through its function pointer). */
-static struct bpfkit_jit *jit_filter;
-static bpfkit_jit_fn jit_fn;
-
-static double run(enum engine e, const struct bpf_program *bp, const struct pkt *pk)
-{
-	uint32_t acc = 0;
-	double t0 = now_ns();
-	for (int i = 0; i < NPKT; i++) {
-		const struct pkt *q = &pk[i];
-		switch (e) {
-		case ENG_NULL:
-			acc += q->len;
-			break;
-		case ENG_LIBPCAP:
-			acc += bpf_filter(bp->bf_insns, q->data, q->len, q->len) != 0;
-			break;
-		case ENG_INTERP:
-			acc += bpfkit_interp((const struct bpfkit_insn *)bp->bf_insns, bp->bf_len,
-					     q->data, q->len, q->len, NULL) != 0;
-			break;
-		case ENG_FAST:
-			acc += bpfkit_fast_run(fast_filter, q->data, q->len, q->len) != 0;
-			break;
-		case ENG_JIT:
-			acc += jit_fn(q->data, q->len, q->len) != 0;
-			break;
-		default:
-			break;
-		}
-	}
-	double t = now_ns() - t0;
-	sink += acc;
-	return t / NPKT;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -145,74 +161,465 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
+static double now_ns(void)
 {
-	static const char *const defaults[] = {
-		"tcp port 80", "host 10.0.0.1 and port 53", "net 10.0.0.0/8",
-		"tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn", "vlan and tcp", "ip6 and tcp",
-		"udp port 53 or udp port 123 or tcp port 22 or tcp port 25 or tcp port 443",
-	};
-	const char *const *filters = defaults;
-	int nfilters = sizeof defaults / sizeof defaults[0];
-	if (argc > 1) {
-		filters = (const char *const *)argv + 1;
-		nfilters = argc - 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/*
+ * The one loop every row runs, over packets [begin, end).  noinline with the
+ * callee as a parameter: the compiler cannot specialise the loop for one
+ * engine (each call is an indirect call, as a JIT's must be).  Returns ns.
+ */
+__attribute__((noinline)) static double bench_loop(call_fn fn, size_t begin, size_t end)
+{
+	uint32_t matched = 0;
+	double t0 = now_ns();
+	for (size_t i = begin; i < end; i++)
+		matched += fn(i) != 0;
+	double t = now_ns() - t0;
+	sink += matched;
+	return t;
+}
+
+/*
+ * Chunks: runs of packets whose bytes fit in CHUNK_BYTES, so every engine
+ * reads them from cache (the first read of a chunk, touch_chunk, is not
+ * timed).  Without this a 100,000-packet capture (tens of MB) makes every
+ * engine wait for DRAM on each packet, and the bench would time the memory.
+ */
+#define CHUNK_BYTES (256u << 10)
+
+static size_t *chunk_start, nchunks;
+
+static int make_chunks(void)
+{
+	chunk_start = malloc((npkts + 1) * sizeof *chunk_start);
+	if (!chunk_start)
+		return -1;
+	size_t bytes = 0;
+	nchunks = 0;
+	for (size_t i = 0; i < npkts; i++) {
+		size_t b = ((size_t)pkts[i].caplen + 63) & ~(size_t)63;
+		if (i == 0 || bytes + b > CHUNK_BYTES) {
+			chunk_start[nchunks++] = i;
+			bytes = 0;
+		}
+		bytes += b;
 	}
-	struct pkt *pk = calloc(NPKT, sizeof *pk);
-	if (!pk)
-		return 1;
-	for (int i = 0; i < NPKT; i++)
-		make_packet(&pk[i]);
-	pcap_t *pd = pcap_open_dead(DLT_EN10MB, 262144);
-	printf("filter\tengine\tns_per_packet\tratio_vs_libpcap\n");
-	for (int f = 0; f < nfilters; f++) {
-		struct bpf_program bp;
-		if (pcap_compile(pd, &bp, filters[f], 1, PCAP_NETMASK_UNKNOWN) != 0) {
-			fprintf(stderr, "bench: cannot compile '%s': %s\n", filters[f], pcap_geterr(pd));
-			return 1;
-		}
-		struct bpfkit_error err;
-		if (bpfkit_fast_prepare((const struct bpfkit_insn *)bp.bf_insns, bp.bf_len, 0, NULL,
-					&fast_filter, &err) != 0) {
-			fprintf(stderr, "bench: '%s': fast: %s\n", filters[f], err.message);
-			return 1;
-		}
-		if (bpfkit_jit_compile((const struct bpfkit_insn *)bp.bf_insns, bp.bf_len, 0, NULL,
-				       &jit_filter, &err) != 0) {
-			fprintf(stderr, "bench: '%s': jit: %s\n", filters[f], err.message);
-			return 1;
-		}
-		jit_fn = bpfkit_jit_function(jit_filter);
-		/* Verdicts must agree before speed means anything. */
-		for (int i = 0; i < NPKT; i++) {
-			uint32_t a = bpf_filter(bp.bf_insns, pk[i].data, pk[i].len, pk[i].len);
-			uint32_t b = bpfkit_interp((const struct bpfkit_insn *)bp.bf_insns, bp.bf_len,
-						   pk[i].data, pk[i].len, pk[i].len, NULL);
-			if (a != b || bpfkit_fast_run(fast_filter, pk[i].data, pk[i].len,
-						      pk[i].len) != b ||
-			    jit_fn(pk[i].data, pk[i].len, pk[i].len) != b) {
-				fprintf(stderr, "bench: '%s': verdicts differ on packet %d\n",
-					filters[f], i);
-				return 1;
+	chunk_start[nchunks] = npkts;
+	return 0;
+}
+
+static void touch_chunk(size_t begin, size_t end)
+{
+	uint32_t x = 0;
+	for (size_t i = begin; i < end; i++)
+		for (uint32_t o = 0; o < pkts[i].caplen; o += 64)
+			x += pkts[i].data[o];
+	sink += x;
+}
+
+/*
+ * ROUNDS rounds of every engine in `have` over every packet, chunk by chunk
+ * (the engines' order rotates each round).  An engine's ns per packet is the
+ * sum over the chunks of its median time on that chunk over the rounds,
+ * divided by the packet count: a chunk run is about 10 us, so a preemption
+ * spoils one sample of one chunk and the median drops it.
+ */
+static int bench_filter(const int *have, int rounds, double *ns)
+{
+	double *t = malloc((size_t)rounds * sizeof *t * ENG__N);
+	if (!t)
+		return -1;
+	for (int e = 0; e < ENG__N; e++)
+		ns[e] = 0;
+	for (size_t c = 0; c < nchunks; c++) {
+		size_t b = chunk_start[c], end = chunk_start[c + 1];
+		for (int r = 0; r < rounds; r++) {
+			touch_chunk(b, end);
+			for (int k = 0; k < ENG__N; k++) {
+				int e = (k + r) % ENG__N;
+				if (have[e])
+					t[e * rounds + r] = bench_loop(calls[e], b, end);
 			}
 		}
-		double t[ENG__N][REPS];
-		for (int r = 0; r < REPS; r++)
-			for (int e = 0; e < ENG__N; e++)
-				t[e][r] = run((enum engine)e, &bp, pk);
-		double med[ENG__N];
 		for (int e = 0; e < ENG__N; e++) {
-			qsort(t[e], REPS, sizeof t[e][0], cmp_double);
-			med[e] = t[e][REPS / 2];
+			if (!have[e])
+				continue;
+			qsort(t + e * rounds, (size_t)rounds, sizeof *t, cmp_double);
+			ns[e] += t[e * rounds + rounds / 2];
 		}
-		for (int e = 0; e < ENG__N; e++)
-			printf("%s\t%s\t%.2f\t%.2f\n", filters[f], engine_names[e], med[e],
-			       med[ENG_LIBPCAP] / med[e]);
-		pcap_freecode(&bp);
-		bpfkit_fast_free(fast_filter);
-		bpfkit_jit_free(jit_filter);
 	}
+	for (int e = 0; e < ENG__N; e++)
+		ns[e] /= (double)npkts;
+	free(t);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Packets                                                             */
+
+static uint8_t *arena;
+static size_t arena_len, arena_cap;
+
+static int add_packet(const uint8_t *data, uint32_t caplen, uint32_t wirelen)
+{
+	static size_t cap;
+	if (npkts == cap) {
+		cap = cap ? cap * 2 : 65536;
+		struct pkt *p = realloc(pkts, cap * sizeof *p);
+		if (!p)
+			return -1;
+		pkts = p;
+	}
+	if (arena_len + caplen + 8 > arena_cap) {
+		/* offsets, not pointers, until the arena stops moving */
+		size_t ncap = (arena_cap ? arena_cap * 2 : (size_t)16 << 20) + caplen;
+		uint8_t *a = realloc(arena, ncap);
+		if (!a)
+			return -1;
+		arena = a;
+		arena_cap = ncap;
+	}
+	memcpy(arena + arena_len, data, caplen);
+	pkts[npkts].data = (const uint8_t *)(uintptr_t)arena_len;
+	pkts[npkts].caplen = caplen;
+	pkts[npkts].wirelen = wirelen;
+	npkts++;
+	arena_len += (caplen + 7) & ~(size_t)7;
+	return 0;
+}
+
+static void fix_pointers(void)
+{
+	for (size_t i = 0; i < npkts; i++)
+		pkts[i].data = arena + (uintptr_t)pkts[i].data;
+}
+
+static int load_capture(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	struct bpfkit_capture *cap;
+	struct bpfkit_error err;
+	if (bpfkit_capture_open_fd(fileno(f), 0, NULL, &cap, &err) != 0) {
+		fprintf(stderr, "bench: %s: %s\n", path, err.message);
+		fclose(f);
+		return -1;
+	}
+	struct bpfkit_packet p;
+	int r, first = 1;
+	size_t dropped = 0;
+	while ((r = bpfkit_capture_next(cap, &p, &err)) == 1) {
+		if (first)
+			linktype = (int)p.linktype;
+		first = 0;
+		if ((int)p.linktype != linktype) {
+			dropped++;
+			continue;
+		}
+		if (add_packet(p.data, p.caplen, p.wirelen) != 0) {
+			r = -1;
+			snprintf(err.message, sizeof err.message, "out of memory");
+			break;
+		}
+	}
+	bpfkit_capture_close(cap);
+	fclose(f);
+	if (r < 0) {
+		fprintf(stderr, "bench: %s: %s\n", path, err.message);
+		return -1;
+	}
+	if (dropped)
+		fprintf(stderr, "bench: %s: %zu packets of other link types dropped\n", path,
+			dropped);
+	return 0;
+}
+
+static int generate(size_t count)
+{
+	struct bpfkit_gen *g;
+	struct bpfkit_error err;
+	static uint8_t buf[BPFKIT_GEN_MAX_FRAME];
+	if (bpfkit_gen_new(1, 1, NULL, &g, &err) != 0) {
+		fprintf(stderr, "bench: gen: %s\n", err.message);
+		return -1;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct bpfkit_packet p;
+		if (bpfkit_gen_next(g, buf, sizeof buf, &p, &err) != 0 ||
+		    add_packet(p.data, p.caplen, p.wirelen) != 0) {
+			fprintf(stderr, "bench: gen: packet %zu failed\n", i);
+			bpfkit_gen_free(g);
+			return -1;
+		}
+	}
+	bpfkit_gen_free(g);
+	linktype = 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* DPDK                                                                */
+
+#ifdef HAVE_DPDK
+static int dpdk_ok;
+
+static void dpdk_init(void)
+{
+	char *args[] = {"bench", "--no-huge", "--no-pci", "--no-shconf", "--no-telemetry",
+			"-m", "128", "-l", "0", "--log-level=lib.*:error", NULL};
+	if (rte_eal_init(10, args) < 0) {
+		fprintf(stderr, "bench: DPDK EAL init failed (%s): no dpdk-jit rows\n",
+			rte_strerror(rte_errno));
+		return;
+	}
+	mbufs = calloc(npkts, sizeof *mbufs);
+	if (!mbufs)
+		return;
+	for (size_t i = 0; i < npkts; i++) {
+		struct rte_mbuf *m = &mbufs[i];
+		m->buf_addr = (void *)(uintptr_t)pkts[i].data;
+		m->data_off = 0;
+		m->buf_len = (uint16_t)(pkts[i].caplen > 65535 ? 65535 : pkts[i].caplen);
+		m->data_len = m->buf_len;
+		m->pkt_len = m->buf_len;
+		m->nb_segs = 1;
+		m->next = NULL;
+	}
+	dpdk_ok = 1;
+}
+
+static void dpdk_prepare(const char *filter)
+{
+	if (!dpdk_ok)
+		return;
+	struct rte_bpf_prm *prm = rte_bpf_convert(&cur.pcap_prog);
+	if (!prm) {
+		fprintf(stderr, "bench: '%s': dpdk: convert failed: %s\n", filter,
+			rte_strerror(rte_errno));
+		return;
+	}
+	cur.dpdk = rte_bpf_load(prm);
+	rte_free(prm);
+	struct rte_bpf_jit jit;
+	if (!cur.dpdk || rte_bpf_get_jit(cur.dpdk, &jit) != 0 || !jit.func) {
+		fprintf(stderr, "bench: '%s': dpdk: load/JIT failed\n", filter);
+		return;
+	}
+	cur.dpdk_fn = jit.func;
+	cur.have[ENG_DPDK] = 1;
+}
+#endif
+
+/* ------------------------------------------------------------------ */
+/* One filter                                                          */
+
+/* 0 when engine e returns the reference's value on every packet. */
+static int verify(const char *filter, enum engine e)
+{
+	for (size_t i = 0; i < npkts; i++) {
+		uint32_t want = call_interp(i), got = calls[e](i);
+		if (e >= ENG_INTERP_CC ? (want != 0) != (got != 0) : want != got) {
+			fprintf(stderr, "bench: '%s': %s EXCLUDED: packet %zu (caplen %u): "
+				"returns %u, reference interpreter %u\n", filter, engine_names[e],
+				i + 1, pkts[i].caplen, got, want);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int prepare(const char *filter, pcap_t *pd)
+{
+	struct bpfkit_error err;
+	memset(&cur, 0, sizeof cur);
+	if (pcap_compile(pd, &cur.pcap_prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+		fprintf(stderr, "bench: libpcap cannot compile '%s': %s\n", filter,
+			pcap_geterr(pd));
+		return -1;
+	}
+	const struct bpfkit_insn *pi = (const struct bpfkit_insn *)cur.pcap_prog.bf_insns;
+	size_t pn = cur.pcap_prog.bf_len;
+	cur.have[ENG_NULL] = cur.have[ENG_LIBPCAP] = cur.have[ENG_INTERP] = 1;
+	if (bpfkit_fast_prepare(pi, pn, 0, NULL, &cur.fast, &err) == 0)
+		cur.have[ENG_FAST] = 1;
+	else
+		fprintf(stderr, "bench: '%s': fast: %s\n", filter, err.message);
+	if (bpfkit_jit_compile(pi, pn, 0, NULL, &cur.jit, &err) == 0) {
+		cur.jit_fn = bpfkit_jit_function(cur.jit);
+		cur.have[ENG_JIT] = 1;
+	} else {
+		fprintf(stderr, "bench: '%s': jit: %s\n", filter, err.message);
+	}
+	struct bpfkit_compile_opts opts = {.linktype = linktype, .optimize = 2};
+	if (bpfkit_compile(filter, &opts, &cur.cc_prog, &err) == 0) {
+		cur.have[ENG_INTERP_CC] = 1;
+		if (bpfkit_fast_prepare(cur.cc_prog.insns, cur.cc_prog.len, 0, NULL, &cur.fast_cc,
+					&err) == 0)
+			cur.have[ENG_FAST_CC] = 1;
+		if (bpfkit_jit_compile(cur.cc_prog.insns, cur.cc_prog.len, 0, NULL, &cur.jit_cc,
+				       &err) == 0) {
+			cur.jit_cc_fn = bpfkit_jit_function(cur.jit_cc);
+			cur.have[ENG_JIT_CC] = 1;
+		}
+	} else {
+		fprintf(stderr, "bench: bpfkit_compile cannot compile '%s': %s (no +cc rows)\n",
+			filter, err.message);
+		cur.cc_prog.len = 0;
+	}
+#ifdef HAVE_DPDK
+	dpdk_prepare(filter);
+#endif
+	for (int e = ENG_LIBPCAP; e < ENG__N; e++)
+		if (e != ENG_INTERP && cur.have[e] && verify(filter, (enum engine)e) != 0)
+			cur.have[e] = 0;
+	return 0;
+}
+
+static void release(void)
+{
+	pcap_freecode(&cur.pcap_prog);
+	bpfkit_fast_free(cur.fast);
+	bpfkit_fast_free(cur.fast_cc);
+	bpfkit_jit_free(cur.jit);
+	bpfkit_jit_free(cur.jit_cc);
+	if (cur.cc_prog.insns)
+		bpfkit_prog_free(NULL, &cur.cc_prog);
+#ifdef HAVE_DPDK
+	if (cur.dpdk)
+		rte_bpf_destroy(cur.dpdk);
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+
+#define MAX_ROUNDS 101
+
+/* The classic filters, the last one a 50-port list (built in main). */
+static const char *const default_filters[] = {
+	"tcp port 80",
+	"host 10.0.0.1 and port 53",
+	"net 10.0.0.0/8",
+	"tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn",
+	"vlan and tcp",
+	"ip6 and tcp",
+	NULL,
+};
+static const int list_ports[50] = {
+	20, 21, 22, 23, 25, 53, 67, 68, 69, 80, 88, 110, 111, 119, 123, 135, 137, 138, 139,
+	143, 161, 162, 179, 389, 443, 445, 465, 500, 514, 515, 520, 587, 631, 636, 873, 993,
+	995, 1080, 1194, 1433, 1521, 1723, 1812, 1813, 2049, 3306, 3389, 5060, 5432, 8080,
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: bench_interp [-r CAPTURE] [-n COUNT] [-R ROUNDS] [FILTER...]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *capture = NULL;
+	size_t count = 100000;
+	int rounds = 9, c;
+	while ((c = getopt(argc, argv, "r:n:R:")) != -1) {
+		switch (c) {
+		case 'r': capture = optarg; break;
+		case 'n': count = strtoul(optarg, NULL, 10); break;
+		case 'R': rounds = atoi(optarg); break;
+		default: return usage();
+		}
+	}
+	if (count == 0 || rounds < 1 || rounds > MAX_ROUNDS)
+		return usage();
+
+	static char portlist[50 * 12];
+	size_t pl = 0;
+	for (int i = 0; i < 50; i++)
+		pl += (size_t)snprintf(portlist + pl, sizeof portlist - pl, "%sport %d",
+				       i ? " or " : "", list_ports[i]);
+	const char *defaults[sizeof default_filters / sizeof default_filters[0]];
+	memcpy(defaults, default_filters, sizeof defaults);
+	defaults[sizeof defaults / sizeof defaults[0] - 1] = portlist;
+	const char *const *filters = defaults;
+	int nfilters = (int)(sizeof defaults / sizeof defaults[0]);
+	if (optind < argc) {
+		filters = (const char *const *)argv + optind;
+		nfilters = argc - optind;
+	}
+
+	if (capture ? load_capture(capture) : generate(count))
+		return 1;
+	if (npkts == 0) {
+		fprintf(stderr, "bench: no packets\n");
+		return 1;
+	}
+	fix_pointers();
+	if (make_chunks() != 0)
+		return 1;
+	fprintf(stderr, "bench: %zu packets (%s), link type %d, %d rounds\n", npkts,
+		capture ? capture : "bpfkit_gen EN10MB seed 1", linktype, rounds);
+#ifdef HAVE_DPDK
+	dpdk_init();
+#endif
+	pcap_t *pd = pcap_open_dead(linktype, 262144);
+	if (!pd)
+		return 1;
+
+	double logsum_ns[ENG__N] = {0}, logsum_ratio[ENG__N] = {0};
+	int nsum[ENG__N] = {0};
+	double short_ratio_null = 0, dpdk_vs_jit = 0;
+	int nshort = 0, ndpdk = 0;
+	printf("filter\tengine\tns_per_packet\tratio_vs_libpcap\n");
+	for (int f = 0; f < nfilters; f++) {
+		if (prepare(filters[f], pd) != 0) {
+			release();
+			continue;
+		}
+		double med[ENG__N];
+		if (bench_filter(cur.have, rounds, med) != 0)
+			return 1;
+		for (int e = 0; e < ENG__N; e++) {
+			if (!cur.have[e]) {
+				if ((e == ENG_DPDK && HAVE_DPDK_ROW) ||
+				    (e >= ENG_INTERP_CC && cur.cc_prog.len))
+					printf("%s\t%s\tNA\tNA\n", filters[f], engine_names[e]);
+				continue;
+			}
+			double ratio = med[ENG_LIBPCAP] / med[e];
+			printf("%s\t%s\t%.2f\t%.2f\n", filters[f], engine_names[e], med[e], ratio);
+			logsum_ns[e] += log(med[e]);
+			logsum_ratio[e] += log(ratio);
+			nsum[e]++;
+		}
+		if (cur.have[ENG_JIT] && cur.have[ENG_DPDK]) {
+			dpdk_vs_jit += log(med[ENG_DPDK] / med[ENG_JIT]);
+			ndpdk++;
+		}
+		if (cur.have[ENG_JIT] && cur.pcap_prog.bf_len <= 32) {
+			short_ratio_null += log(med[ENG_JIT] / med[ENG_NULL]);
+			nshort++;
+		}
+		fflush(stdout);
+		release();
+	}
+	for (int e = 0; e < ENG__N; e++)
+		if (nsum[e])
+			printf("geomean\t%s\t%.2f\t%.2f\n", engine_names[e],
+			       exp(logsum_ns[e] / nsum[e]), exp(logsum_ratio[e] / nsum[e]));
+	if (ndpdk)
+		fprintf(stderr, "bench: jit vs dpdk-jit, geomean over the %d filters both ran: "
+			"%.2fx faster\n", ndpdk, exp(dpdk_vs_jit / ndpdk));
+	if (nshort)
+		fprintf(stderr, "bench: jit / null on the %d short filters (<= 32 insns): %.2fx\n",
+			nshort, exp(short_ratio_null / nshort));
 	pcap_close(pd);
-	free(pk);
 	return 0;
 }

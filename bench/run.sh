@@ -1,11 +1,47 @@
 #!/bin/sh
-# bench/run.sh - runs the benchmarks and writes bench/out/*.tsv.
-# Timing, not testing: results vary with the machine; compare ratios measured
-# in the same run.
+# bench/run.sh - runs the benchmarks (make bench) and writes bench/out/:
+#   engines-gen.tsv   bench_interp on 100,000 bpfkit_gen packets (EN10MB, seed 1)
+#   engines-real.tsv  bench_interp on ../shared/pcaps/bench-real.pcap (skipped when absent)
+#   engines.svg       both as a bar chart (python3; skipped without it)
+#   filter.tsv        bench_filter.sh: whole-process bpfkit filter against tcpdump
+# When pkg-config knows libdpdk (Debian: dpdk-dev), bench_interp is rebuilt here with
+# DPDK's JIT as the dpdk-jit row (the POSIX Makefile builds it without).
+# Timing, not testing: results vary with the machine; compare ratios measured in one run.
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
-echo "== reference interpreter vs libpcap bpf_filter (ns/packet, median of 7)" >&2
-./bench/bench_interp | tee bench/out/interp.tsv
+SHARED=${BPFKIT_SHARED:-../shared}
+BENCH=./bench/bench_interp
+if pkg-config --exists libdpdk 2>/dev/null; then
+	if ${CC:-cc} -O2 -DHAVE_DPDK -DALLOW_EXPERIMENTAL_API -Iinclude \
+		$(pkg-config --cflags libdpdk) -o bench/out/bench_interp_dpdk \
+		bench/bench_interp.c libbpfkit.a -lpcap -lm $(pkg-config --libs libdpdk); then
+		BENCH=bench/out/bench_interp_dpdk
+	else
+		echo "bench: building with DPDK failed; no dpdk-jit rows" >&2
+	fi
+else
+	echo "bench: libdpdk not found (apt-get install dpdk-dev); no dpdk-jit rows" >&2
+fi
+echo "== engines on 100,000 generated packets (ns/packet, ratio vs libpcap)" >&2
+$BENCH -n 100000 > bench/out/engines-gen.tsv
+cat bench/out/engines-gen.tsv
+charts="generated 100,000-packet mix=bench/out/engines-gen.tsv"
+if [ -r "$SHARED/pcaps/bench-real.pcap" ]; then
+	echo "== engines on $SHARED/pcaps/bench-real.pcap" >&2
+	$BENCH -r "$SHARED/pcaps/bench-real.pcap" > bench/out/engines-real.tsv
+	cat bench/out/engines-real.tsv
+else
+	echo "bench: $SHARED/pcaps/bench-real.pcap absent; real-capture run skipped" >&2
+fi
+if command -v python3 >/dev/null 2>&1; then
+	if [ -r bench/out/engines-real.tsv ]; then
+		python3 bench/chart.py bench/out/engines.svg "$charts" \
+			"bench-real.pcap=bench/out/engines-real.tsv"
+	else
+		python3 bench/chart.py bench/out/engines.svg "$charts"
+	fi
+	echo "bench: chart in bench/out/engines.svg" >&2
+fi
 echo "== bpfkit filter vs tcpdump -w /dev/null, whole process (median of 7)" >&2
 sh bench/bench_filter.sh

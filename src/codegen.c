@@ -692,7 +692,8 @@ static int iso_proto(struct gen *g, uint32_t nlpid, int t, int f)
 /* isis proto pdu: the PDU type is the fifth byte of the IS-IS header */
 static int isis_pdu(struct gen *g, uint32_t pdu, int t, int f)
 {
-	return iso_proto(g, ISO_ISIS, test(g, 1, iso_off(g) + 4, 0xffffffffu, LEX_EQ, pdu, t, f),
+	return iso_proto(g, ISO_ISIS, test(g, 1, iso_off(g) + (g->link->kind == LT_CHDLC ? 3 : 4),
+					0xffffffffu, LEX_EQ, pdu, t, f),
 			 f);
 }
 
@@ -847,7 +848,7 @@ static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
 			return protochain(g, true, v, t, f);
 		return protochain(g, false, v, t, protochain(g, true, v, t, f));
 	}
-	switch (n->proto) {
+	switch (link_alias(g, n->proto)) {
 	case KW_ETHER: case KW_LINK: {
 		uint32_t v = proto_number(g, n, true);
 		return linktype(g, v, t, f);
@@ -913,6 +914,8 @@ static int link_alias(struct gen *g, int proto)
 	(void)g;
 	switch (proto) {
 	case KW_FDDI: case KW_TR: case KW_WLAN: case KW_PPP: case KW_SLIP:
+		return KW_LINK;
+	case KW_ETHER:   /* ether[] reads the link header on any link type, as in libpcap */
 		return KW_LINK;
 	default:
 		return proto;
