@@ -76,9 +76,9 @@ def main():
         engs, w = panel(body, y, title + " - speed-up over libpcap bpf_filter (higher is faster)",
                         rows)
         engines += [e for e in engs if e not in engines]
-        width = max(width, w + 150)
+        width = max(width, w + 230)
         y += 30 + 260 + 130
-    lx = width - 140
+    lx = width - 210
     for i, e in enumerate(engines):
         body.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>'
                     '<text x="%d" y="%d" font-size="12">%s</text>'
