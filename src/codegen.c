@@ -29,6 +29,7 @@ struct enc {
 	int off_type;           /* protocol field (ENC_LINK, ENC_PPP) */
 	int off_nl;             /* network layer */
 	int vlans;
+	bool geneve;            /* after geneve: offsets into the inner packet (not yet) */
 };
 
 struct gen {
@@ -309,8 +310,14 @@ static uint32_t number(struct gen *g, const struct lex_token *id, const char *wh
 	return id->num;
 }
 
-static uint32_t port_value(struct gen *g, const struct lex_token *id, int proto)
+/*
+ * A port number or service name.  As libpcap does, a name is looked up for tcp and
+ * udp only, and the lookup decides the protocol (*rp, a KW_ value, 0 = any): tcp when
+ * the name is known for tcp (any when udp gives the same number), else udp.
+ */
+static uint32_t port_value(struct gen *g, const struct lex_token *id, int *rp)
 {
+	*rp = 0;
 	if (id->kind == LEX_NUM) {
 		if (id->num > 65535)
 			fail(g, "port %s out of range", id->text);
@@ -319,17 +326,24 @@ static uint32_t port_value(struct gen *g, const struct lex_token *id, int proto)
 	if (id->kind != LEX_NAME)
 		fail(g, "'%s' is not a port", id->text);
 	int tp = names_port(id->text, "tcp"), up = names_port(id->text, "udp");
-	int sp = names_port(id->text, "sctp");
-	int v = proto == KW_TCP ? tp : proto == KW_UDP ? up : proto == KW_SCTP ? sp : -1;
-	if (proto == 0 || v < 0) {
-		v = tp >= 0 ? tp : up >= 0 ? up : sp;
-		if (proto == 0 && tp >= 0 && up >= 0 && tp != up)
-			fail(g, "port '%s' is %d for tcp and %d for udp: say which", id->text, tp,
-			     up);
+	if (tp >= 0) {
+		*rp = up == tp ? 0 : KW_TCP;
+		return (uint32_t)tp;
 	}
-	if (v < 0)
+	if (up < 0)
 		fail(g, "unknown port '%s'", id->text);
-	return (uint32_t)v;
+	*rp = KW_UDP;
+	return (uint32_t)up;
+}
+
+/* The protocol a port primitive tests: the qualifier, else what the name resolved to. */
+static int port_proto(struct gen *g, int proto, int rp, const char *what, const char *text)
+{
+	if (rp == 0 || proto == 0)
+		return proto ? proto : rp;
+	if ((proto == KW_TCP || proto == KW_UDP || proto == KW_SCTP) && proto != rp)
+		fail(g, "%s '%s' is %s", what, text, lex_keyword_name(rp));
+	return proto;
 }
 
 /* ---- ports ---- */
@@ -409,6 +423,69 @@ static int ports(struct gen *g, int proto, const struct portspec *ps, int t, int
 		return v6;
 	}
 	return v4;
+}
+
+/* ---- DECnet addresses ---- */
+
+/*
+ * A DECnet address AREA.NODE is (AREA << 10 | NODE) in 16 bits (AREA masked to 6 bits,
+ * NODE to 10, as libpcap reads them with "%d.%d"); a plain number is taken as is.  The
+ * packet holds it little-endian.  libpcap's constants come from ntohs() on this
+ * (little-endian) host, so the header tests below read the swapped halfwords.
+ */
+static uint32_t decnet_value(struct gen *g, const struct lex_token *id)
+{
+	uint32_t a;
+	if (id->kind == LEX_NUM) {
+		a = id->num;
+	} else if (id->kind == LEX_IPV4) {
+		char *end;
+		unsigned long area = strtoul(id->text, &end, 10);
+		unsigned long node = strtoul(end + 1, NULL, 10);
+		a = ((uint32_t)area << 10 & 0xfc00) | ((uint32_t)node & 0x3ff);
+	} else {
+		fail(g, "decnet name support not included, '%s' cannot be translated", id->text);
+	}
+	return (a & 0xff) << 8 | (a >> 8 & 0xff);
+}
+
+/*
+ * One direction of a DECnet host: the four header forms (short/long, with or without
+ * the pad byte), each "flags match and the address at its offset equals v", tried in
+ * libpcap's order.  Offsets are from the payload start; sh/lh: after the flags byte.
+ */
+static int decnet_dir(struct gen *g, uint32_t v, bool src, int t, int f)
+{
+	uint32_t base = (uint32_t)nl(g), sh = src ? 3 : 1, lh = src ? 15 : 7;
+	static const struct { int size; uint32_t mask, flags; bool pad, lng; } forms[] = {
+		{1, 0x7, 0x02, false, false}, {2, 0xff07, 0x8102, true, false},
+		{1, 0x7, 0x06, false, true}, {2, 0xff07, 0x8106, true, true},
+	};
+	int next = f;
+	for (int i = 3; i >= 0; i--) {
+		uint32_t off = base + 2 + (forms[i].pad ? 1 : 0) + (forms[i].lng ? lh : sh);
+		int a = test(g, 2, off, 0xffffffffu, LEX_EQ, v, t, next);
+		next = test(g, forms[i].size, base + 2, forms[i].mask, LEX_EQ, forms[i].flags, a,
+			    next);
+	}
+	return linktype(g, ETYPE_DECNET, next, f);
+}
+
+static int decnet_host(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (n->masklen >= 0 || n->mask)
+		fail(g, "a mask does not apply to DECnet addresses");
+	uint32_t v = decnet_value(g, n->id);
+	switch (n->dir) {
+	case KW_SRC: return decnet_dir(g, v, true, t, f);
+	case KW_DST: return decnet_dir(g, v, false, t, f);
+	case 1001: return decnet_dir(g, v, true, decnet_dir(g, v, false, t, f), f);
+	case 0: case 1000:
+		return decnet_dir(g, v, true, t, decnet_dir(g, v, false, t, f));
+	default:
+		fail(g, "'%s' is not a valid qualifier for DECnet addresses",
+		     lex_keyword_name(n->dir));
+	}
 }
 
 /* ---- hosts and networks ---- */
@@ -590,6 +667,8 @@ static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 	const struct lex_token *id = n->id;
 	bool net = n->type == KW_NET;
 	int proto = link_alias(g, n->proto);
+	if (proto == KW_DECNET)
+		return decnet_host(g, n, t, f);
 	if (proto == KW_ETHER || proto == KW_LINK) {
 		uint8_t mac[6];
 		if (net)
@@ -604,11 +683,8 @@ static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 			fail(g, "unknown ether host '%s'", id->text);
 		fail(g, "'ether host' needs a MAC address, not %s", id->text);
 	}
-	if (id->kind == LEX_MAC) {
-		if (proto == 0 && !net)
-			return ether_addr(g, n->dir, id->bytes, t, f);
-		fail(g, "a MAC address needs 'ether host'");
-	}
+	if (id->kind == LEX_MAC)   /* libpcap: only with ether (or link) */
+		fail(g, "ethernet address used in non-ether expression (say 'ether host')");
 	if (id->kind == LEX_IPV6) {
 		int ml = n->masklen >= 0 ? n->masklen : 128;
 		if (!net && n->masklen >= 0 && n->masklen < 128)
@@ -723,11 +799,8 @@ static int isis_set(struct gen *g, int kw, int t, int f)
 static uint32_t proto_number(struct gen *g, const struct parse_node *n, bool ether)
 {
 	const struct lex_token *id = n->id;
-	if (id->kind == LEX_NUM) {
-		if (id->num > (ether ? 0xffffu : 0xffu))
-			fail(g, "protocol %s out of range", id->text);
-		return id->num;
-	}
+	if (id->kind == LEX_NUM)
+		return id->num;   /* libpcap compares any 32-bit number (never matching) */
 	if (id->kind != LEX_NAME)
 		fail(g, "'%s' is not a protocol", id->text);
 	if (ether) {
@@ -991,6 +1064,41 @@ static uint16_t alu_op(int op)
 	}
 }
 
+/*
+ * The constant that the code for a starts by loading, if it starts with one: libpcap
+ * refuses a division, modulus or shift by checking only the first instruction of the
+ * divisor's code, which is the leftmost leaf of its tree (an index's leftmost leaf for
+ * a load), so "x / ip[0]" and "x / (0 + y)" are refused and "x / (y + 0)" is not.
+ */
+static bool leading_const(const struct parse_arith *a, uint32_t *k)
+{
+	while (a->kind != PA_NUM) {
+		if (a->kind == PA_LEN)
+			return false;
+		a = a->l;
+	}
+	*k = a->num;
+	return true;
+}
+
+static void check_divisor(struct gen *g, const struct parse_arith *a)
+{
+	uint32_t k;
+	const char *msg = NULL;
+	if (!leading_const(a->r, &k))
+		return;
+	if (a->op == LEX_DIV && k == 0)
+		msg = "division by zero";
+	else if (a->op == LEX_MOD && k == 0)
+		msg = "modulus by zero";
+	else if ((a->op == LEX_SHL || a->op == LEX_SHR) && k > 31)
+		msg = "shift by more than 31 bits";
+	if (msg) {
+		g->at = NULL;
+		compile_error(g->cc, a->r->col, a->r->span, "%s", msg);
+	}
+}
+
 /* Emits code leaving the value of a in A (X and scratch words above depth clobbered). */
 static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse_arith *a)
 {
@@ -1021,12 +1129,8 @@ static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse
 		st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(a->size), load_base(g, a->proto));
 		return;
 	case PA_BIN:
+		check_divisor(g, a);
 		if (a->r->kind == PA_NUM) {
-			if ((a->op == LEX_DIV || a->op == LEX_MOD) && a->r->num == 0) {
-				g->at = NULL;
-				compile_error(g->cc, a->r->col, a->r->span,
-					      a->op == LEX_DIV ? "division by zero" : "modulus by zero");
-			}
 			arith(g, ac, b, a->l);
 			st(g, b, BPFKIT_ALU | alu_op(a->op) | BPFKIT_K, a->r->num);
 			return;
@@ -1165,10 +1269,68 @@ static int mpls(struct gen *g, const struct parse_node *n, int t, int f)
 	}
 	if (g->e.kind == ENC_MPLS)
 		return test(g, 1, (uint32_t)g->e.off_nl - 2, 1, LEX_EQ, 0, body, f);
+	if (g->e.kind == ENC_PPP && !((uint32_t)nl(g) & CODEGEN_VAR_MASK))
+		/* inside pppoes: PPP's MPLS unicast protocol (variable-length link
+		 * headers: libpcap's offsets there differ, refused below) */
+		return test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_EQ, 0x281, body, f);
 	if (g->e.kind != ENC_LINK ||
 	    (g->e.lt != LT_ETHER && g->link->dlt != 9 && g->e.lt != LT_CHDLC))
 		fail(g, "no MPLS support for %s", g->link->name);
 	return linktype(g, ETYPE_MPLS, body, f);
+}
+
+/*
+ * geneve [VNI]: UDP to port 6081 over IPv4 (not a later fragment) or IPv6 (UDP as the
+ * first next header), Geneve version 0, the VNI in bits 8-31 of the header's second
+ * word.  libpcap then computes the inner offsets, which loads the header's protocol
+ * field: a packet too short for it is refused, so that load is kept (as a test that
+ * always holds).  Primitives after geneve (inner offsets) are refused in gen().
+ */
+enum { GENEVE_PORT = 6081 };
+
+static int geneve(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (g->e.kind != ENC_LINK)
+		fail(g, "'geneve' is not supported inside other encapsulations");
+	/* libpcap 1.10.3 reads the wrong scratch word for the payload offset there */
+	if ((uint32_t)nl(g) & CODEGEN_VAR_MASK)
+		fail(g, "'geneve' is not supported on %s (variable-length link header)",
+		     g->link->name);
+	uint32_t vni = 0;
+	if (n->id) {
+		vni = number(g, n->id, "geneve vni");
+		if (vni > 0xffffff)
+			fail(g, "geneve VNI %u greater than maximum 16777215", vni);
+	}
+	uint32_t base = (uint32_t)nl(g);
+	/* IPv6: fixed offsets */
+	int c6 = test(g, 2, base + 40 + 8 + 2, 0xffffffffu, LEX_GE, 0, t, t);
+	if (n->id)
+		c6 = test(g, 4, base + 40 + 8 + 4, 0xffffff00u, LEX_EQ, vni << 8, c6, f);
+	c6 = test(g, 1, base + 40 + 8, 0xc0, LEX_EQ, 0, c6, f);
+	c6 = test(g, 2, base + 40 + 2, 0xffffffffu, LEX_EQ, GENEVE_PORT, c6, f);
+	c6 = test(g, 1, base + 6, 0xffffffffu, LEX_EQ, IPP_UDP, c6, f);
+	c6 = linktype(g, ETYPE_IPV6, c6, f);
+	/* IPv4: behind the variable-length header */
+	int c4 = test_x(g, 2, 8 + 2, LEX_GE, 0, t, t);
+	if (n->id) {
+		int b = blk(g);
+		codegen_link_ldx_iphl(g->fn, b, (uint32_t)g->e.off_nl);
+		st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_W, (base + 8 + 4) & ~CODEGEN_VAR_MASK);
+		st(g, b, BPFKIT_ALU | BPFKIT_AND | BPFKIT_K, 0xffffff00u);
+		c4 = jump(g, b, LEX_EQ, false, vni << 8, c4, c6);
+	}
+	{
+		int b = blk(g);
+		codegen_link_ldx_iphl(g->fn, b, (uint32_t)g->e.off_nl);
+		st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, (base + 8) & ~CODEGEN_VAR_MASK);
+		st(g, b, BPFKIT_ALU | BPFKIT_AND | BPFKIT_K, 0xc0);
+		c4 = jump(g, b, LEX_EQ, false, 0, c4, c6);
+	}
+	c4 = test_x(g, 2, 2, LEX_EQ, GENEVE_PORT, c4, c6);
+	c4 = nofrag(g, c4, c6);
+	c4 = test(g, 1, base + 9, 0xffffffffu, LEX_EQ, IPP_UDP, c4, c6);
+	return linktype(g, ETYPE_IP, c4, c6);
 }
 
 static int pppoe(struct gen *g, const struct parse_node *n, int t, int f)
@@ -1238,6 +1400,22 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 		return pppoe(g, n, t, f);
 	case KW_LLC:
 		return llc(g, n, t, f);
+	case KW_GENEVE:
+		return geneve(g, n, t, f);
+	case KW_BYTE: {
+		/* byte N op V: the byte at N of the link header.  As libpcap does, '&' and
+		 * '|' apply to the accumulator as it stands (nothing is loaded) and the
+		 * result is compared with 0. */
+		uint32_t v = n->id2->num;
+		if (n->relop == LEX_BAND || n->relop == LEX_BOR) {
+			int b = blk(g);
+			st(g, b, BPFKIT_ALU | (n->relop == LEX_BAND ? BPFKIT_AND : BPFKIT_OR) |
+				 BPFKIT_K, v);
+			return jump(g, b, LEX_EQ, false, 0, f, t);
+		}
+		return test(g, 1, load_base(g, KW_LINK) + n->id->num, 0xffffffffu, n->relop, v, t,
+			    f);
+	}
 	default:
 		fail(g, "'%s' is not supported on %s", lex_keyword_name(n->prim), g->link->name);
 	}
@@ -1246,12 +1424,13 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 	switch (n->type) {
 	case KW_PORT: case KW_PORTRANGE: {
 		struct portspec ps = {.dir = n->dir};
+		int rp, rp2, proto = n->proto;
 		if (n->type == KW_PORTRANGE) {
 			/* "portrange 10-20" arrives as one name */
 			const char *s = n->id->text;
 			const char *dash = strchr(s, '-');
 			if (n->id->kind == LEX_NUM) {
-				ps.lo = ps.hi = port_value(g, n->id, n->proto);
+				ps.lo = ps.hi = port_value(g, n->id, &rp);
 			} else if (dash) {
 				struct lex_token a = *n->id, b = *n->id;
 				char lo[64], hi[64];
@@ -1265,8 +1444,10 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 				if (*lo && !*end) { a.kind = LEX_NUM; a.num = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v; }
 				v = strtoul(hi, &end, 10);
 				if (*hi && !*end) { b.kind = LEX_NUM; b.num = v > 0xffffffffu ? 0xffffffffu : (uint32_t)v; }
-				ps.lo = port_value(g, &a, n->proto);
-				ps.hi = port_value(g, &b, n->proto);
+				ps.lo = port_value(g, &a, &rp);
+				ps.hi = port_value(g, &b, &rp2);
+				if (rp != rp2)
+					rp = 0;
 			} else {
 				fail(g, "portrange needs LOW-HIGH, not '%s'", s);
 			}
@@ -1276,10 +1457,12 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 				ps.hi = x;
 			}
 			ps.range = true;
+			proto = port_proto(g, proto, rp, "port in range", s);
 		} else {
-			ps.lo = ps.hi = port_value(g, n->id, n->proto);
+			ps.lo = ps.hi = port_value(g, n->id, &rp);
+			proto = port_proto(g, proto, rp, "port", n->id->text);
 		}
-		return ports(g, n->proto, &ps, t, f);
+		return ports(g, proto, &ps, t, f);
 	}
 	case KW_PROTO: case KW_PROTOCHAIN:
 		return proto_prim(g, n, t, f);
@@ -1316,6 +1499,8 @@ static int gen(struct gen *g, const struct parse_node *n, int t, int f)
 	case PN_PRIM: case PN_REL:
 		g->e = g->encs[n->seq];
 		g->at = n;
+		if (g->e.geneve)
+			fail(g, "primitives after 'geneve' (the inner packet) are not supported yet");
 		return n->kind == PN_REL ? relation(g, n, t, f) : prim(g, n, t, f);
 	}
 	return f;
@@ -1346,6 +1531,9 @@ static void encaps(struct gen *g, const struct parse_node *n, struct enc *cur)
 	case KW_MPLS:
 		cur->kind = ENC_MPLS;
 		cur->off_nl += 4;
+		break;
+	case KW_GENEVE:
+		cur->geneve = true;
 		break;
 	case KW_PPPOES:
 		cur->kind = ENC_PPP;
@@ -1386,7 +1574,7 @@ void codegen_run(struct compile_ctx *cc, const struct parse_node *root, struct i
 	}
 	g.nenc = count_prims(root);
 	g.encs = compile_alloc(cc, (size_t)(g.nenc + 1) * sizeof *g.encs);
-	struct enc start = {ENC_LINK, g.link->kind, g.link->off_type, g.link->off_nl, 0};
+	struct enc start = {ENC_LINK, g.link->kind, g.link->off_type, g.link->off_nl, 0, false};
 	encaps(&g, root, &start);
 	fn->entry = gen(&g, root, accept, reject);
 	fn->entry = codegen_link_prologue(cc, fn, g.link, fn->entry);

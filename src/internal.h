@@ -157,7 +157,7 @@ struct lex_token {
 	int line, col, span; /* 1-based position and length in columns */
 	const char *text;    /* NUL-terminated copy (arena) */
 	uint32_t num;        /* LEX_NUM value; LEX_IPV4 address; parts in nparts */
-	int nparts;          /* LEX_IPV4: 1..4 dotted parts */
+	int nparts;          /* LEX_IPV4: 1..4 dotted parts; negated when a part > 255 */
 	uint8_t bytes[16];   /* LEX_IPV6 / LEX_MAC */
 	bool escaped;        /* written with a leading backslash: never a keyword */
 };

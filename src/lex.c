@@ -44,6 +44,7 @@ int lex_keyword(const char *s)
 	static const struct { const char *s; int kw; } other[] = {
 		{"rset", KW_RULESET}, {"direction", KW_DIR}, {"address1", KW_ADDR1},
 		{"address2", KW_ADDR2}, {"address3", KW_ADDR3}, {"address4", KW_ADDR4},
+		{"es-is", KW_ESIS}, {"is-is", KW_ISIS},
 	};
 	for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
 		if (strcmp(other[i].s, s) == 0)
@@ -127,7 +128,30 @@ static bool parse_num(const char *s, size_t n, uint32_t *out, bool *overflow)
 	return true;
 }
 
-/* xx:xx:xx:xx:xx:xx (or '-' separated, 1-2 hex digits each) or xxxx.xxxx.xxxx. */
+/* xxxx.xxxx.xxxx: three groups of exactly four hex digits. */
+static bool parse_mac_groups(const char *s, size_t n, uint8_t mac[6])
+{
+	if (n != 14)
+		return false;
+	for (int g = 0; g < 3; g++) {
+		const char *p = s + g * 5;
+		for (int j = 0; j < 4; j++)
+			if (!isxdigit((unsigned char)p[j]))
+				return false;
+		if (g < 2 && p[4] != '.')
+			return false;
+		char buf[5] = {p[0], p[1], p[2], p[3], 0};
+		unsigned long v = strtoul(buf, NULL, 16);
+		mac[g * 2] = (uint8_t)(v >> 8);
+		mac[g * 2 + 1] = (uint8_t)v;
+	}
+	return true;
+}
+
+/*
+ * The MAC spellings libpcap accepts: six groups of 1-2 hex digits separated all by
+ * ':', all by '-' or all by '.', or xxxx.xxxx.xxxx.
+ */
 static bool parse_mac(const char *s, size_t n, uint8_t mac[6])
 {
 	char sep = 0;
@@ -136,43 +160,29 @@ static bool parse_mac(const char *s, size_t n, uint8_t mac[6])
 			sep = s[i];
 			break;
 		}
-	if (sep == ':' || sep == '-') {
-		size_t i = 0;
-		for (int part = 0; part < 6; part++) {
-			unsigned v = 0;
-			int digits = 0;
-			while (i < n && isxdigit((unsigned char)s[i]) && digits < 2) {
-				int c = tolower((unsigned char)s[i++]);
-				v = v * 16 + (unsigned)(isdigit(c) ? c - '0' : c - 'a' + 10);
-				digits++;
-			}
-			if (!digits)
-				return false;
-			mac[part] = (uint8_t)v;
-			if (part < 5) {
-				if (i >= n || s[i] != sep)
-					return false;
-				i++;
-			}
-		}
-		return i == n;
-	}
-	if (sep == '.' && n == 14) {
-		for (int g = 0; g < 3; g++) {
-			const char *p = s + g * 5;
-			for (int j = 0; j < 4; j++)
-				if (!isxdigit((unsigned char)p[j]))
-					return false;
-			if (g < 2 && p[4] != '.')
-				return false;
-			char buf[5] = {p[0], p[1], p[2], p[3], 0};
-			unsigned long v = strtoul(buf, NULL, 16);
-			mac[g * 2] = (uint8_t)(v >> 8);
-			mac[g * 2 + 1] = (uint8_t)v;
-		}
+	if (sep == '.' && parse_mac_groups(s, n, mac))
 		return true;
+	if (sep != ':' && sep != '-' && sep != '.')
+		return false;
+	size_t i = 0;
+	for (int part = 0; part < 6; part++) {
+		unsigned v = 0;
+		int digits = 0;
+		while (i < n && isxdigit((unsigned char)s[i]) && digits < 2) {
+			int c = tolower((unsigned char)s[i++]);
+			v = v * 16 + (unsigned)(isdigit(c) ? c - '0' : c - 'a' + 10);
+			digits++;
+		}
+		if (!digits)
+			return false;
+		mac[part] = (uint8_t)v;
+		if (part < 5) {
+			if (i >= n || s[i] != sep)
+				return false;
+			i++;
+		}
 	}
-	return false;
+	return i == n;
 }
 
 static void lex_word(struct lexer *lx)
@@ -189,9 +199,17 @@ static void lex_word(struct lexer *lx)
 	while (isxdigit((unsigned char)s[e]) || s[e] == ':' || s[e] == '.' || s[e] == '-')
 		e++;
 	bool has_colon = memchr(s + start, ':', e - start) != NULL;
+	uint8_t mac[6];
+	if (!escaped && !is_name_char((unsigned char)s[e]) && s[e] != ':' &&
+	    parse_mac(s + start, e - start, mac)) {
+		/* ab-cd-ef-00-00-02, ab.cd.ef.0.0.2, abcd.ef00.0003 */
+		struct lex_token *t = push(lx, LEX_MAC, start, e - start);
+		memcpy(t->bytes, mac, 6);
+		lx->pos = e;
+		return;
+	}
 	if (has_colon && !is_name_char((unsigned char)s[e])) {
 		size_t n = e - start;
-		uint8_t mac[6];
 		if (parse_mac(s + start, n, mac)) {
 			struct lex_token *t = push(lx, LEX_MAC, start, n);
 			memcpy(t->bytes, mac, 6);
@@ -231,25 +249,28 @@ static void lex_word(struct lexer *lx)
 		struct lex_token *t = push(lx, LEX_IPV4, start, n);
 		uint32_t a = 0;
 		int parts = 0;
+		bool bad = false;
 		size_t i = 0;
 		while (i <= n) {
 			size_t j = i;
 			uint64_t v = 0;
 			while (j < n && s[start + j] != '.') {
-				v = v * 10 + (unsigned)(s[start + j] - '0');
-				if (v > 255)
-					break;
+				if (v <= 255)
+					v = v * 10 + (unsigned)(s[start + j] - '0');
 				j++;
 			}
-			if (j == i || v > 255 || parts == 4)
+			if (j == i || parts == 4)
 				compile_error(lx->cc, t->col, t->span, "invalid IPv4 address '%s'",
 					      t->text);
-			a = a << 8 | (uint32_t)v;
+			/* a part above 255 is refused by the parser unless the value is a
+			 * DECnet address (AREA.NODE), which libpcap lexes the same way */
+			bad |= v > 255;
+			a = a << 8 | (uint32_t)(v & 0xff);
 			parts++;
 			i = j + 1;
 		}
 		t->num = a;
-		t->nparts = parts;
+		t->nparts = bad ? -parts : parts;
 		return;
 	}
 	uint32_t v;

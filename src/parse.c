@@ -310,6 +310,8 @@ static struct parse_node *value(struct parser *p, const struct lex_token *start)
 	if (t->kind == LEX_NAME && !t->escaped && is_value(peek(p)) &&
 	    lex_keyword(t->text) < 0)
 		fail_at(p, t, "unknown keyword '%s'", t->text);
+	if (t->kind == LEX_IPV4 && t->nparts < 0 && p->q_proto != KW_DECNET)
+		fail_at(p, t, "invalid IPv4 address '%s'", t->text);
 	struct parse_node *n = prim(p, start ? start : t, 0);
 	n->proto = p->q_proto;
 	n->dir = p->q_dir;
@@ -330,7 +332,7 @@ static struct parse_node *value(struct parser *p, const struct lex_token *start)
 	} else if (peek(p)->kind == LEX_KW && peek(p)->kw == KW_MASK) {
 		next(p);
 		const struct lex_token *m = peek(p);
-		if (m->kind != LEX_IPV4 && m->kind != LEX_IPV6)
+		if ((m->kind != LEX_IPV4 || m->nparts < 0) && m->kind != LEX_IPV6)
 			fail_at(p, m, "'mask' needs an address");
 		next(p);
 		if (t->kind != LEX_IPV4)
@@ -341,9 +343,15 @@ static struct parse_node *value(struct parser *p, const struct lex_token *start)
 	return n;
 }
 
-/* ids: value | '(' ids { (and|or) ids } ')' with the current qualifiers */
+/* ids: value | not ids | '(' ids { (and|or) ids } ')' with the current qualifiers */
 static struct parse_node *ids(struct parser *p, const struct lex_token *start)
 {
+	if (peek(p)->kind == LEX_NOT) {
+		/* libpcap's "host not 10.0.0.1": the negation of the value's test */
+		struct parse_node *n = new_node(p, PN_NOT, next(p));
+		n->l = ids(p, start);
+		return n;
+	}
 	if (peek(p)->kind != LEX_LPAREN)
 		return value(p, start);
 	next(p);
@@ -425,6 +433,21 @@ static struct parse_node *other(struct parser *p, int proto)
 			n->id = next(p);
 		end_span(p, n);
 		return n;
+	case KW_BYTE: {
+		/* byte N op V: op is one of & | < > = (libpcap's byteop) */
+		need_num(p, n);
+		const struct lex_token *op = peek(p);
+		if (op->kind != LEX_BAND && op->kind != LEX_BOR && op->kind != LEX_LT &&
+		    op->kind != LEX_GT && op->kind != LEX_EQ)
+			syntax_error(p, op);
+		n->relop = next(p)->kind;
+		const struct lex_token *v = peek(p);
+		if (v->kind != LEX_NUM)
+			syntax_error(p, v);
+		n->id2 = next(p);
+		end_span(p, n);
+		return n;
+	}
 	case KW_PPPOED: case KW_INBOUND: case KW_OUTBOUND: case KW_BROADCAST:
 	case KW_MULTICAST:
 		return n;
@@ -510,6 +533,8 @@ static struct parse_node *term(struct parser *p)
 		n->l = term(p);
 		return n;
 	}
+	if (is_kw(t, KW_BYTE))
+		return other(p, 0);
 	if (looks_like_relation(p))
 		return relation(p);
 	if (t->kind == LEX_LPAREN) {

@@ -36,7 +36,7 @@
 	X(IFNAME, "ifname", O) X(ON, "on", O) X(RNR, "rnr", O) X(RULENUM, "rulenum", O) \
 	X(REASON, "reason", O) X(ACTION, "action", O) X(SRNR, "srnr", O) \
 	X(SUBRULENUM, "subrulenum", O) X(TYPE, "type", O) X(SUBTYPE, "subtype", O) \
-	X(DIR, "dir", O) X(RULESET, "ruleset", O)
+	X(DIR, "dir", O) X(RULESET, "ruleset", O) X(BYTE, "byte", O)
 
 enum kw_class { KWC_P = 1, KWC_D, KWC_T, KWC_O };
 

@@ -9,7 +9,8 @@
  * difftest_quick runs a fixed sample (every 17th corpus row of EN10MB, RAW and
  * LINUX_SLL, about 200 rows, plus every 15th expression of the EN10MB, RAW and LINUX_SLL
  * lists) and requires 100%; it SKIPs while bpfkit_compile says "not implemented".
- * Both SKIP when tests/difftest is not built or ../shared is absent.
+ * difftest_compiler_fixes checks a list of points of libpcap's meaning once wrong.
+ * All SKIP when tests/difftest is not built or ../shared is absent.
  */
 #include "harness.h"
 
@@ -113,4 +114,64 @@ TEST(difftest_quick)
 	CHECK_MSG(rc == 0, "difftest on the expression lists exited %d:\n%s", rc, out ? out : "");
 	CHECK_CONTAINS(out, "TOTAL");
 	free(out);
+}
+
+/*
+ * Points of libpcap 1.10.3's meaning that bpfkit once got wrong (docs/compiler.md,
+ * "Points of libpcap 1.10.3's meaning"): each line must agree with libpcap (verdicts,
+ * or both refuse) on EN10MB, RAW or LINUX_SLL.
+ */
+TEST(difftest_compiler_fixes)
+{
+	char args[2048], cmd[4096];
+	if (access(tool, X_OK) != 0)
+		SKIP("%s not built (make tests/difftest)", tool);
+	if (!base_args(args, sizeof args))
+		SKIP("no ../shared corpus or pcaps");
+	char dir[] = "/tmp/bpfkit-difftest-XXXXXX";
+	if (!mkdtemp(dir))
+		abort();
+	char list[600];
+	snprintf(list, sizeof list, "%s/fixes.txt", dir);
+	FILE *f = fopen(list, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	static const char *const lines[] = {
+		/* service names: tcp-only, udp-only, both; disagreeing qualifiers */
+		"EN10MB\tport http", "EN10MB\tport ntp", "EN10MB\tport domain",
+		"EN10MB\tudp port http", "EN10MB\ttcp port ntp", "RAW\tportrange http-90",
+		"RAW\tudp portrange http-http", "LINUX_SLL\tdst port http",
+		/* division/modulus/shift refused on the divisor's leftmost constant */
+		"EN10MB\tip[1] / ip[0] = 0", "EN10MB\tip[1] / (0 + ip[1]) = 0",
+		"EN10MB\tip[1] / (ip[1] + 0) = 0", "RAW\tip[1] % ip[0] = 0",
+		"RAW\tip[1] >> ip[32] = 0", "RAW\tip[1] << 31 = 0",
+		/* MAC spellings */
+		"EN10MB\tether src ab.cd.ef.00.00.02", "EN10MB\tether host ab-cd-ef-00-00-02",
+		"EN10MB\tether dst host abcd.ef00.0003", "EN10MB\tether host 1.2.3.4.5.6",
+		"EN10MB\thost aa:bb:cc:dd:ee:ff", "EN10MB\tether host ab.cd.ef.00.00.02.03",
+		/* DECnet, "not" inside qualifiers */
+		"EN10MB\tdecnet src 63.1023", "EN10MB\tdecnet dst not 1.1",
+		"LINUX_SLL\tdecnet host 10.20", "EN10MB\tdecnet src and dst 1.2",
+		"EN10MB\tdecnet host 1", "EN10MB\thost 300.1", "EN10MB\thost not (1.2.3.4 or 5.6.7.8)",
+		/* numbers libpcap does not range-check */
+		"EN10MB\tprotochain 300", "RAW\tip proto 300", "EN10MB\tether proto 0x10000",
+		/* byte, es-is/is-is, pppoes and mpls, geneve */
+		"RAW\tbyte 8 = 5", "RAW\tbyte 8 & 5", "RAW\tbyte 8 | 5", "EN10MB\tip and byte 8 & 5",
+		"RAW\tbyte 8 < 5", "RAW\tbyte 8 + 5", "EN10MB\tes-is or is-is",
+		"EN10MB\tpppoes and mpls 123", "EN10MB\tpppoes 5 and mpls and ip",
+		"EN10MB\tgeneve", "RAW\tgeneve 10", "LINUX_SLL\tvlan and geneve 7",
+		"EN10MB\ttcp or not geneve",
+	};
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+		fprintf(f, "%s\n", lines[i]);
+	fclose(f);
+	char *out = NULL;
+	snprintf(cmd, sizeof cmd, "%s -m 100 '%s'", args, list);
+	int rc = harness_run(cmd, &out, NULL);
+	CHECK_MSG(rc == 0, "difftest on the fixed cases exited %d:\n%s", rc, out ? out : "");
+	CHECK_CONTAINS(out, "TOTAL");
+	free(out);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	CHECK_EQ(system(cmd), 0);
 }
