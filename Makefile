@@ -48,10 +48,10 @@ TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validat
 	tests/test_compile.o tests/test_compile_link.o \
 	tests/test_engines.o tests/test_difftest.o tests/test_jit.o
 FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw \
-	engines
+	engines compile
 FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
 	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \
-	fuzz/replay-read_json fuzz/replay-read_raw fuzz/replay-engines
+	fuzz/replay-read_json fuzz/replay-read_raw fuzz/replay-engines fuzz/replay-compile
 HDRS = include/bpfkit.h src/internal.h src/opcodes.h src/proto.h .build-flags
 
 all: libbpfkit.a libbpfkit.so bpfkit
@@ -97,11 +97,12 @@ difftest: tests/difftest
 
 # Fuzz targets also build as plain programs that replay their corpus.
 $(FUZZ_REPLAYS): fuzz/replay.c fuzz/fuzz_asm.c fuzz/fuzz_read.c fuzz/fuzz_capture.c libbpfkit.a \
-		fuzz/fuzz_engines.c $(HDRS)
+		fuzz/fuzz_engines.c fuzz/fuzz_compile.c $(HDRS)
 	t=`echo $@ | sed 's|fuzz/replay-||'`; \
 	case $$t in asm) src=fuzz/fuzz_asm.c; fmt=;; \
 	capture) src=fuzz/fuzz_capture.c; fmt=;; \
 	engines) src=fuzz/fuzz_engines.c; fmt=;; \
+	compile) src=fuzz/fuzz_compile.c; fmt=;; \
 	*) src=fuzz/fuzz_read.c; fmt="-DFUZZ_FORMAT=`echo $$t | sed 's/read_//'`";; esac; \
 	$(CC) $(BK_CFLAGS) $$fmt -o $@ fuzz/replay.c $$src libbpfkit.a
 

@@ -24,8 +24,9 @@
  * and per engine a `geomean` row (geometric means of ns and of ratios over the
  * filters it ran).
  *
- * Every row uses the same loop (bench_loop: one call per packet through a
- * function pointer, the verdict counted); only the callee differs.  Packets
+ * Every row runs the same loop (BENCH_LOOP: one call per packet, the verdict
+ * counted); only the call differs.  `null` calls a function that returns the
+ * packet's length through a pointer, as a JIT is called.  Packets
  * go in cache-sized chunks (256 KiB of packet bytes), read once untimed, then
  * run by every engine in turn (the order rotates each round): the numbers
  * time the engines, not DRAM (bench_filter.sh times whole streaming runs).
@@ -169,20 +170,59 @@ static double now_ns(void)
 }
 
 /*
- * The one loop every row runs, over packets [begin, end).  noinline with the
- * callee as a parameter: the compiler cannot specialise the loop for one
- * engine (each call is an indirect call, as a JIT's must be).  Returns ns.
+ * The timed loops, one per engine, all from this one macro: each calls its
+ * engine the way a user would (a direct call for the library functions, a
+ * call through the raw function pointer for the JITs) and counts the
+ * verdicts.  `null` calls, through a function pointer as a JIT is called, a
+ * function that returns the packet's length: the loop and call overhead
+ * every row pays.  Each returns ns for packets [begin, end).
  */
-__attribute__((noinline)) static double bench_loop(call_fn fn, size_t begin, size_t end)
+#define BENCH_LOOP(name, CALL)							\
+	__attribute__((noinline)) static double name(size_t begin, size_t end)	\
+	{									\
+		uint32_t matched = 0;						\
+		double t0 = now_ns();						\
+		for (size_t i = begin; i < end; i++) {				\
+			const struct pkt *p = &pkts[i];				\
+			matched += (CALL) != 0;					\
+		}								\
+		double t = now_ns() - t0;					\
+		sink += matched;						\
+		return t;							\
+	}
+
+__attribute__((noinline)) static uint32_t null_filter(const uint8_t *pkt, uint32_t caplen,
+						      uint32_t wirelen)
 {
-	uint32_t matched = 0;
-	double t0 = now_ns();
-	for (size_t i = begin; i < end; i++)
-		matched += fn(i) != 0;
-	double t = now_ns() - t0;
-	sink += matched;
-	return t;
+	(void)pkt;
+	(void)wirelen;
+	return caplen;
 }
+static bpfkit_jit_fn volatile null_fn = null_filter;
+
+BENCH_LOOP(loop_null, null_fn(p->data, p->caplen, p->wirelen))
+BENCH_LOOP(loop_libpcap, bpf_filter(cur.pcap_prog.bf_insns, p->data, p->wirelen, p->caplen))
+BENCH_LOOP(loop_interp, bpfkit_interp((const struct bpfkit_insn *)cur.pcap_prog.bf_insns,
+				      cur.pcap_prog.bf_len, p->data, p->caplen, p->wirelen, NULL))
+BENCH_LOOP(loop_fast, bpfkit_fast_run(cur.fast, p->data, p->caplen, p->wirelen))
+BENCH_LOOP(loop_jit, cur.jit_fn(p->data, p->caplen, p->wirelen))
+BENCH_LOOP(loop_interp_cc, bpfkit_interp(cur.cc_prog.insns, cur.cc_prog.len, p->data,
+					 p->caplen, p->wirelen, NULL))
+BENCH_LOOP(loop_fast_cc, bpfkit_fast_run(cur.fast_cc, p->data, p->caplen, p->wirelen))
+BENCH_LOOP(loop_jit_cc, cur.jit_cc_fn(p->data, p->caplen, p->wirelen))
+#ifdef HAVE_DPDK
+BENCH_LOOP(loop_dpdk, cur.dpdk_fn(&mbufs[i]))
+#endif
+
+typedef double (*loop_fn)(size_t begin, size_t end);
+static const loop_fn loops[ENG__N] = {
+	[ENG_NULL] = loop_null, [ENG_LIBPCAP] = loop_libpcap, [ENG_INTERP] = loop_interp,
+	[ENG_FAST] = loop_fast, [ENG_JIT] = loop_jit, [ENG_INTERP_CC] = loop_interp_cc,
+	[ENG_FAST_CC] = loop_fast_cc, [ENG_JIT_CC] = loop_jit_cc,
+#ifdef HAVE_DPDK
+	[ENG_DPDK] = loop_dpdk,
+#endif
+};
 
 /*
  * Chunks: runs of packets whose bytes fit in CHUNK_BYTES, so every engine
@@ -243,7 +283,7 @@ static int bench_filter(const int *have, int rounds, double *ns)
 			for (int k = 0; k < ENG__N; k++) {
 				int e = (k + r) % ENG__N;
 				if (have[e])
-					t[e * rounds + r] = bench_loop(calls[e], b, end);
+					t[e * rounds + r] = loops[e](b, end);
 			}
 		}
 		for (int e = 0; e < ENG__N; e++) {

@@ -457,7 +457,15 @@ struct bpfkit_compile_opts {
 	int optimize;          /* 0: straightforward program; 1, 2: optimized (2 default) */
 	uint32_t netmask;      /* for "ip broadcast"; 0 = unknown (PCAP_NETMASK_UNKNOWN) */
 	const struct bpfkit_alloc *alloc;
+	unsigned flags;        /* BPFKIT_COMPILE_* */
 };
+
+/*
+ * Host names are not looked up (they are an error): getaddrinfo may ask DNS,
+ * which a fuzzer or a sandbox should not.  Services, protocols, networks and
+ * ethers come from local files and are still resolved.
+ */
+#define BPFKIT_COMPILE_NO_HOST_LOOKUP 0x1u
 
 /*
  * Compiles a pcap-filter(7) expression (libpcap's language and meaning) into

@@ -735,6 +735,8 @@ static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 		}
 		return host4(g, proto, n->dir, v, mask, t, f);
 	}
+	if (g->cc->flags & BPFKIT_COMPILE_NO_HOST_LOOKUP)
+		fail(g, "host name '%s' not looked up (host lookups are disabled)", id->text);
 	uint32_t a4[64];
 	uint8_t a6[64][16];
 	int n4 = proto == KW_IP6 ? 0 : names_host4(id->text, a4, 64);

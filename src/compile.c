@@ -86,6 +86,7 @@ int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
 		.snaplen = opts->snaplen ? opts->snaplen : 262144,
 		.netmask = opts->netmask,
 		.optimize = opts->optimize,
+		.flags = opts->flags,
 		.err_line = 1,
 	};
 	mem_arena_init(&ctx.arena, opts->alloc);

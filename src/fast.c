@@ -480,6 +480,7 @@ struct prep {
 	uint16_t *code;      /* [2n]: each op's opcode */
 	uint32_t *target;    /* [2 * 2n]: jt, jf as instruction indexes, then op indexes */
 	size_t nops;
+	uint64_t *hoist;     /* [n]: a leader's need raised to its successors' (NEED_DROP) */
 };
 
 static bool is_jump(uint16_t code)
@@ -764,7 +765,45 @@ fuse: {
 }
 }
 
-/* Passes 3 and 4: per block, the merged check, then the instructions' ops. */
+/* A block that returns 0 whatever the packet: it accepts any earlier check. */
+#define NEED_DROP UINT64_MAX
+
+/*
+ * Pass 3a, backward over the blocks: a block's check may be raised to the
+ * smallest need of its successors, since every path from it then loads that
+ * far (or drops the packet) before it can return, so a shorter packet gets 0
+ * anyway.  A `ret #0` block, or one that can never pass, is NEED_DROP: the
+ * paths beside it set the need (`ldb [23]; jeq #6, L, drop` checks as far
+ * as L's loads go), which saves a CHECK dispatch per block on the way.
+ */
+static void hoist_needs(struct prep *p)
+{
+	for (size_t s = p->n; s-- > 0;) {
+		if (!p->leader[s])
+			continue;
+		size_t e = block_end(p, s);
+		uint64_t own = 0, succ = 0;
+		for (size_t i = s; i < e; i++)
+			own = max64(own, insn_need(p, i));
+		const struct bpfkit_insn *last = &p->insns[e - 1];
+		if (own >= NEED_NEVER ||
+		    (e - s == 1 && last->code == (BPFKIT_RET | BPFKIT_K) && last->k == 0)) {
+			p->hoist[s] = NEED_DROP;
+			continue;
+		}
+		if (is_jump(last->code)) {
+			if (BPFKIT_OP(last->code) == BPFKIT_JA)
+				succ = p->hoist[e + last->k];
+			else
+				succ = min64(p->hoist[e + last->jt], p->hoist[e + last->jf]);
+		} else if (!is_ret(last->code) && e < p->n) {
+			succ = p->hoist[e];
+		}
+		p->hoist[s] = succ == NEED_DROP ? NEED_DROP : max64(own, succ);
+	}
+}
+
+/* Passes 3b and 4: per block, the merged check, then the instructions' ops. */
 static void emit_blocks(struct prep *p)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -775,6 +814,8 @@ static void emit_blocks(struct prep *p)
 		uint64_t need = 0, known = p->known[s] == UINT64_MAX ? 0 : p->known[s];
 		for (size_t i = s; i < e; i++)
 			need = max64(need, insn_need(p, i));
+		if (need < NEED_NEVER && p->hoist[s] != NEED_DROP)
+			need = max64(need, p->hoist[s]);
 		p->first_op[s] = (uint32_t)p->nops;
 		if (need >= NEED_NEVER) {
 			add_op(p, FOP_RET_K, 0, 0, 0, 0);
@@ -857,21 +898,23 @@ BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, un
 		return -1;
 	}
 
-	struct prep p = {insns, n, lnx, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+	struct prep p = {insns, n, lnx, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL};
 	size_t maxops = 2 * n;
 	struct bpfkit_fast *f = mem_alloc(alloc, sizeof *f + maxops * sizeof(struct fop));
 	p.leader = mem_alloc(alloc, n + 1);
 	p.known = mem_alloc_array(alloc, n, sizeof *p.known);
+	p.hoist = mem_alloc_array(alloc, n, sizeof *p.hoist);
 	p.first_op = mem_alloc_array(alloc, n, sizeof *p.first_op);
 	p.code = mem_alloc_array(alloc, maxops, sizeof *p.code);
 	p.target = mem_alloc_array(alloc, maxops, 2 * sizeof *p.target);
 	int rc = -1;
-	if (!f || !p.leader || !p.known || !p.first_op || !p.code || !p.target) {
+	if (!f || !p.leader || !p.known || !p.hoist || !p.first_op || !p.code || !p.target) {
 		error_oom(err);
 		goto done;
 	}
 	p.ops = f->ops;
 	find_leaders(&p);
+	hoist_needs(&p);
 	emit_blocks(&p);
 	link_jumps(&p);
 
@@ -902,6 +945,7 @@ BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, un
 done:
 	mem_free(alloc, p.leader);
 	mem_free(alloc, p.known);
+	mem_free(alloc, p.hoist);
 	mem_free(alloc, p.first_op);
 	mem_free(alloc, p.code);
 	mem_free(alloc, p.target);

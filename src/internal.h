@@ -133,6 +133,7 @@ struct compile_ctx {
 	int linktype;
 	uint32_t snaplen, netmask;
 	int optimize;
+	unsigned flags;               /* BPFKIT_COMPILE_* */
 	int err_line;                 /* line compile_error reports (1 by default) */
 };
 /* Fills cc->err with a message at col/span (0: no position) and unwinds. */

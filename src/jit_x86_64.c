@@ -196,10 +196,18 @@ static void analyse(struct analysis *an)
 	/*
 	 * Backward: a block needs what its own loads need, or more when every
 	 * successor needs more (each path from here then loads that far before
-	 * it can return, so a packet too short for it gives 0 anyway).
+	 * it can return, so a packet too short for it gives 0 anyway).  A block
+	 * that is `ret #0` returns 0 whatever the packet: it needs "everything"
+	 * (UINT64_MAX), so the paths beside it set the need (`ldb [23]; jeq #6,
+	 * L, drop` checks as far as L's loads go).  A block all of whose paths
+	 * drop keeps its own need (any check would do; its own is cheapest).
 	 */
 	for (size_t i = an->nblocks; i-- > 0;) {
 		struct block *b = &an->blocks[i];
+		if (b->first == b->last && is_ret0(&insns[b->first])) {
+			b->need = UINT64_MAX;
+			continue;
+		}
 		uint64_t succ_min = b->nsucc ? UINT64_MAX : 0;
 		for (int j = 0; j < b->nsucc; j++) {
 			uint64_t s = an->blocks[an->block_of[b->succ[j]]].need;
@@ -208,6 +216,9 @@ static void analyse(struct analysis *an)
 		}
 		b->need = b->own > succ_min ? b->own : succ_min;
 	}
+	for (size_t i = 0; i < an->nblocks; i++)
+		if (an->blocks[i].need == UINT64_MAX)
+			an->blocks[i].need = an->blocks[i].own;
 
 	/* Forward: check at entry only what no path into the block has checked. */
 	an->blocks[0].known_in = 0;

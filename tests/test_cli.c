@@ -159,7 +159,7 @@ TEST(cli_help_and_version)
 	CHECK_EQ(cli(&out, &err, "check -h"), 0);
 	CHECK_CONTAINS(out, "seccomp");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "help bench"), 0);
+	CHECK_EQ(cli(&out, &err, "help multi"), 0);
 	CHECK_CONTAINS(out, "vailable yet");
 	free2(out, err);
 	/* Every command has usage text, by either spelling. */
@@ -256,13 +256,37 @@ TEST(cli_engine_jit)
 TEST(cli_commands_not_implemented_yet)
 {
 	NEED_BIN();
-	static const char *const cmds[] = {"bench", "multi -f x"};
+	static const char *const cmds[] = {"multi -f x"};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		char *out, *err;
 		CHECK_EQ(cli(&out, &err, "%s", cmds[i]), 2);
 		CHECK_CONTAINS(err, "not implemented yet");
 		free2(out, err);
 	}
+}
+
+/* bench: one header and a row per engine, each engine checked against interp first. */
+TEST(cli_bench_tsv)
+{
+	NEED_BIN();
+	char *out, *err;
+	CHECK_EQ(cli(&out, &err, "bench -n 300 -R 1 --tsv 'tcp port 80' 'ip6'"), 0);
+	static const char head[] = "filter\tengine\tns_per_packet\tratio_vs_interp\n";
+	CHECK(strncmp(out, head, sizeof head - 1) == 0);
+	CHECK_CONTAINS(out, "\ntcp port 80\tnull\t");
+	CHECK_CONTAINS(out, "\ntcp port 80\tinterp\t");
+	CHECK_CONTAINS(out, "\nip6\tfast\t");
+	if (bpfkit_jit_available())
+		CHECK_CONTAINS(out, "\nip6\tjit\t");
+	CHECK_STR(err, "");
+	free2(out, err);
+	CHECK_EQ(cli(&out, &err, "bench -n 10 -R 1 'tcp port'"), 1);
+	CHECK_CONTAINS(err, "bpfkit: error: 1:9:");
+	free2(out, err);
+	CHECK_EQ(cli(&out, &err, "bench -r x.pcap -n 10"), 2);
+	free2(out, err);
+	CHECK_EQ(cli(&out, &err, "bench -R 0"), 2);
+	free2(out, err);
 }
 
 TEST(cli_compile_expression_and_error_caret)
