@@ -52,7 +52,7 @@ FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing 
 FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
 	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \
 	fuzz/replay-read_json fuzz/replay-read_raw fuzz/replay-engines fuzz/replay-compile
-HDRS = include/bpfkit.h src/internal.h src/opcodes.h src/proto.h .build-flags
+HDRS = include/bpfkit.h src/internal.h src/opcodes.h src/proto.h src/fast_body.h .build-flags
 
 all: libbpfkit.a libbpfkit.so bpfkit
 

@@ -31,7 +31,9 @@
  * run by every engine in turn (the order rotates each round): the numbers
  * time the engines, not DRAM (bench_filter.sh times whole streaming runs).
  * A row's time is the sum over the chunks of its median over ROUNDS (default
- * 9) rounds on that chunk, divided by the packet count (bench_filter).  Before timing, every peer's verdict on every packet is checked
+ * 9) rounds on that chunk, divided by the packet count (bench_filter).
+ * DPDK's JIT reads packets through rte_mbufs (one per packet, warmed with the
+ * chunk).  Before timing, every peer's verdict on every packet is checked
  * against bpfkit's reference interpreter (bpfkit_interp on libpcap's program);
  * a peer that disagrees on a filter is excluded from it (its row says NA and
  * standard error says why).  DPDK's converter mistranslates `ldb [x+k]`, so
@@ -211,7 +213,7 @@ BENCH_LOOP(loop_interp_cc, bpfkit_interp(cur.cc_prog.insns, cur.cc_prog.len, p->
 BENCH_LOOP(loop_fast_cc, bpfkit_fast_run(cur.fast_cc, p->data, p->caplen, p->wirelen))
 BENCH_LOOP(loop_jit_cc, cur.jit_cc_fn(p->data, p->caplen, p->wirelen))
 #ifdef HAVE_DPDK
-BENCH_LOOP(loop_dpdk, cur.dpdk_fn(&mbufs[i]))
+BENCH_LOOP(loop_dpdk, cur.dpdk_fn(&mbufs[p - pkts]))
 #endif
 
 typedef double (*loop_fn)(size_t begin, size_t end);
@@ -256,9 +258,14 @@ static int make_chunks(void)
 static void touch_chunk(size_t begin, size_t end)
 {
 	uint32_t x = 0;
-	for (size_t i = begin; i < end; i++)
+	for (size_t i = begin; i < end; i++) {
 		for (uint32_t o = 0; o < pkts[i].caplen; o += 64)
 			x += pkts[i].data[o];
+#ifdef HAVE_DPDK
+		if (mbufs)
+			x += mbufs[i].data_len;
+#endif
+	}
 	sink += x;
 }
 

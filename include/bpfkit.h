@@ -455,7 +455,7 @@ struct bpfkit_compile_opts {
 	int linktype;          /* DLT value; 1 (EN10MB) when the struct is NULL */
 	uint32_t snaplen;      /* value an accepting program returns; 0 = 262144 */
 	int optimize;          /* 0: straightforward program; 1, 2: optimized (2 default) */
-	uint32_t netmask;      /* for "ip broadcast"; 0 = unknown (PCAP_NETMASK_UNKNOWN) */
+	uint32_t netmask;      /* for "ip broadcast"; 0 = unknown unless BPFKIT_COMPILE_NETMASK */
 	const struct bpfkit_alloc *alloc;
 	unsigned flags;        /* BPFKIT_COMPILE_* */
 };
@@ -466,6 +466,11 @@ struct bpfkit_compile_opts {
  * ethers come from local files and are still resolved.
  */
 #define BPFKIT_COMPILE_NO_HOST_LOOKUP 0x1u
+/*
+ * netmask is set, 0.0.0.0 included (as libpcap, 0xffffffff still means unknown).
+ * Without this flag a netmask of 0 means unknown.
+ */
+#define BPFKIT_COMPILE_NETMASK 0x2u
 
 /*
  * Compiles a pcap-filter(7) expression (libpcap's language and meaning) into

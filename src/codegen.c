@@ -178,8 +178,8 @@ static int llc_linktype(struct gen *g, uint32_t v, int t, int f)
 		return test(g, 2, T, 0xffffffffu, LEX_EQ, v, t, IS8022(snap, f));
 	}
 	default:
-		if (v <= 1500)
-			return IS8022(test(g, 1, N, 0xffffffffu, LEX_EQ, v, t, f), f);
+		if (v <= 1500)   /* T + 2: N, except after geneve (as libpcap) */
+			return IS8022(test(g, 1, T + 2, 0xffffffffu, LEX_EQ, v, t, f), f);
 		return test(g, 2, T, 0xffffffffu, LEX_EQ, v, t, f);
 	}
 #undef IS8022
@@ -1288,14 +1288,58 @@ static int mpls(struct gen *g, const struct parse_node *n, int t, int f)
  * field: a packet too short for it is refused, so that load is kept (as a test that
  * always holds).  Primitives after geneve (inner offsets) are refused in gen().
  */
-enum { GENEVE_PORT = 6081 };
+enum { GENEVE_PORT = 6081, GENEVE_TEB = 0x6558 };
+
+/*
+ * After a match: the inner offsets for the primitives written after geneve, as
+ * libpcap computes them.  M[CODEGEN_REG_GT] = the Geneve protocol field (an
+ * ethertype), M[CODEGEN_REG_GN] = the payload behind the options (4 * the low 6
+ * bits of the first byte, + 8); for Transparent Ethernet Bridging (0x6558) both
+ * move behind the inner Ethernet header (type at +12, payload at +14).  The
+ * loads of the first byte and the protocol field reject packets too short for
+ * them, as libpcap's do.  Only scratch words carry values between blocks.
+ */
+static int geneve_inner(struct gen *g, bool v4, int t)
+{
+	uint32_t base = (uint32_t)nl(g), k = base & ~CODEGEN_VAR_MASK;
+	int b = blk(g);
+	if (v4) {
+		codegen_link_ldx_iphl(g->fn, b, base);   /* X = IP header start + length */
+		st(g, b, BPFKIT_MISC | BPFKIT_TXA, 0);
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, k + 8);
+	} else if (base & CODEGEN_VAR_MASK) {
+		st(g, b, BPFKIT_LD | BPFKIT_MEM, codegen_link_reg(base));
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, k + 40 + 8);
+	} else {
+		st(g, b, BPFKIT_LD | BPFKIT_IMM, k + 40 + 8);
+	}
+	/* A = X = the Geneve header */
+	st(g, b, BPFKIT_MISC | BPFKIT_TAX, 0);
+	st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 2);
+	st(g, b, BPFKIT_ST, CODEGEN_REG_GT);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, 0);
+	st(g, b, BPFKIT_ALU | BPFKIT_AND | BPFKIT_K, 0x3f);
+	st(g, b, BPFKIT_ALU | BPFKIT_LSH | BPFKIT_K, 2);
+	st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 8);
+	st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);
+	st(g, b, BPFKIT_ST, CODEGEN_REG_GN);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_H, 2);
+	int teb = blk(g);
+	st(g, teb, BPFKIT_LD | BPFKIT_MEM, CODEGEN_REG_GN);
+	st(g, teb, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 12);
+	st(g, teb, BPFKIT_ST, CODEGEN_REG_GT);
+	st(g, teb, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 2);
+	st(g, teb, BPFKIT_ST, CODEGEN_REG_GN);
+	teb = ir_branch(g->fn, teb, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, 0, t, t);
+	return jump(g, b, LEX_EQ, false, GENEVE_TEB, teb, t);
+}
 
 static int geneve(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	if (g->e.kind != ENC_LINK)
 		fail(g, "'geneve' is not supported inside other encapsulations");
 	/* libpcap 1.10.3 reads the wrong scratch word for the payload offset there */
-	if ((uint32_t)nl(g) & CODEGEN_VAR_MASK)
+	if ((uint32_t)nl(g) & (CODEGEN_VAR_PL | CODEGEN_VAR_HDR))
 		fail(g, "'geneve' is not supported on %s (variable-length link header)",
 		     g->link->name);
 	uint32_t vni = 0;
@@ -1306,7 +1350,7 @@ static int geneve(struct gen *g, const struct parse_node *n, int t, int f)
 	}
 	uint32_t base = (uint32_t)nl(g);
 	/* IPv6: fixed offsets */
-	int c6 = test(g, 2, base + 40 + 8 + 2, 0xffffffffu, LEX_GE, 0, t, t);
+	int c6 = geneve_inner(g, false, t);
 	if (n->id)
 		c6 = test(g, 4, base + 40 + 8 + 4, 0xffffff00u, LEX_EQ, vni << 8, c6, f);
 	c6 = test(g, 1, base + 40 + 8, 0xc0, LEX_EQ, 0, c6, f);
@@ -1314,7 +1358,7 @@ static int geneve(struct gen *g, const struct parse_node *n, int t, int f)
 	c6 = test(g, 1, base + 6, 0xffffffffu, LEX_EQ, IPP_UDP, c6, f);
 	c6 = linktype(g, ETYPE_IPV6, c6, f);
 	/* IPv4: behind the variable-length header */
-	int c4 = test_x(g, 2, 8 + 2, LEX_GE, 0, t, t);
+	int c4 = geneve_inner(g, true, t);
 	if (n->id) {
 		int b = blk(g);
 		codegen_link_ldx_iphl(g->fn, b, (uint32_t)g->e.off_nl);
@@ -1372,7 +1416,7 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 			return ether_addr(g, KW_DST, bc, t, f);
 		}
 		if (n->proto == KW_IP) {
-			if (!g->cc->netmask || g->cc->netmask == 0xffffffffu)
+			if (g->cc->netmask == 0xffffffffu)   /* compile.c: unknown */
 				fail(g, "netmask not known, so 'ip broadcast' not supported");
 			uint32_t m = ~g->cc->netmask;
 			int b2 = test(g, 4, (uint32_t)nl(g) + 16, m, LEX_EQ, m, t, f);
@@ -1485,6 +1529,33 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 	}
 }
 
+/* Primitives that only look at the inner type field and network layer. */
+static bool geneve_inner_ok(struct gen *g, const struct parse_node *n)
+{
+	if (n->kind != PN_PRIM || n->type == KW_PROTOCHAIN || n->type == KW_GATEWAY)
+		return false;
+	switch (n->prim) {
+	case 0:
+		break;
+	case KW_GENEVE:
+		return true;
+	case KW_BROADCAST: case KW_MULTICAST:
+		return n->proto == KW_IP || n->proto == KW_IP6;
+	default:
+		return false;
+	}
+	switch (n->proto) {
+	case 0: case KW_IP: case KW_IP6: case KW_ARP: case KW_RARP:
+		return g->link->kind == LT_ETHER || g->link->kind == LT_SLL;
+	case KW_ETHER: case KW_LINK:
+		return false;
+	default:
+		/* a protocol name alone ("iso", "ipx", "tcp") or a transport qualifier */
+		return (!n->id || transport_row(n->proto) >= 0) &&
+		       (g->link->kind == LT_ETHER || g->link->kind == LT_SLL);
+	}
+}
+
 static int gen(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	switch (n->kind) {
@@ -1501,8 +1572,9 @@ static int gen(struct gen *g, const struct parse_node *n, int t, int f)
 	case PN_PRIM: case PN_REL:
 		g->e = g->encs[n->seq];
 		g->at = n;
-		if (g->e.geneve)
-			fail(g, "primitives after 'geneve' (the inner packet) are not supported yet");
+		if (g->e.geneve && !geneve_inner_ok(g, n))
+			fail(g, "this primitive after 'geneve' (the inner packet) "
+			     "is not supported yet");
 		return n->kind == PN_REL ? relation(g, n, t, f) : prim(g, n, t, f);
 	}
 	return f;
@@ -1535,7 +1607,11 @@ static void encaps(struct gen *g, const struct parse_node *n, struct enc *cur)
 		cur->off_nl += 4;
 		break;
 	case KW_GENEVE:
+		/* the inner packet: Ethernet-like type field and payload (geneve_inner) */
 		cur->geneve = true;
+		cur->lt = LT_ETHER;   /* libpcap: Ethernet's type tests, whatever the link */
+		cur->off_type = (int)CODEGEN_VAR_GT;
+		cur->off_nl = (int)CODEGEN_VAR_GN;
 		break;
 	case KW_PPPOES:
 		cur->kind = ENC_PPP;

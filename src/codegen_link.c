@@ -33,10 +33,19 @@ static uint16_t ldsize(int size)
 	return size == 1 ? BPFKIT_B : size == 2 ? BPFKIT_H : BPFKIT_W;
 }
 
+uint32_t codegen_link_reg(uint32_t off)
+{
+	if (off & CODEGEN_VAR_PL)
+		return CODEGEN_REG_PL;
+	if (off & CODEGEN_VAR_HDR)
+		return CODEGEN_REG_HDR;
+	return off & CODEGEN_VAR_GT ? CODEGEN_REG_GT : CODEGEN_REG_GN;
+}
+
 void codegen_link_ld(struct ir_func *fn, int b, int size, uint32_t off)
 {
 	if (off & CODEGEN_VAR_MASK) {
-		uint32_t reg = off & CODEGEN_VAR_PL ? CODEGEN_REG_PL : CODEGEN_REG_HDR;
+		uint32_t reg = codegen_link_reg(off);
 		ir_stmt_add(fn, b, BPFKIT_LDX | BPFKIT_MEM, reg);
 		ir_stmt_add(fn, b, BPFKIT_LD | BPFKIT_IND | ldsize(size), off & ~CODEGEN_VAR_MASK);
 		return;
@@ -65,8 +74,7 @@ void codegen_link_ind_load(struct ir_func *fn, int b, int size, uint32_t base, b
 		codegen_link_ldx_iphl(fn, b, nl);
 		ir_stmt_add(fn, b, BPFKIT_LD | BPFKIT_MEM, (uint32_t)scratch);
 	} else if (base & CODEGEN_VAR_MASK) {
-		uint32_t reg = base & CODEGEN_VAR_PL ? CODEGEN_REG_PL : CODEGEN_REG_HDR;
-		ir_stmt_add(fn, b, BPFKIT_LDX | BPFKIT_MEM, reg);
+		ir_stmt_add(fn, b, BPFKIT_LDX | BPFKIT_MEM, codegen_link_reg(base));
 	}
 	if (iphl || (base & CODEGEN_VAR_MASK))
 		ir_stmt_add(fn, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);
@@ -298,10 +306,29 @@ static int pflog_prim(struct compile_ctx *cc, struct ir_func *fn, const struct p
 	}
 }
 
-/* Linux cooked captures: the packet type (4 = outgoing) and interface index. */
+/* Linux cooked captures: the packet type (4 = outgoing) and interface index
+ * (-1: the ancillary load, as libpcap 1.10.3). */
 static const struct { int dlt; uint32_t pkttype; int size; int ifindex; } cooked[] = {
 	{113, 0, 2, -1}, {276, 10, 1, 4},
 };
+
+/* Where libpcap 1.10.3 has no direction field and does not emit the Linux loads plainly
+ * (PPP_PPPD's direction byte, the radio headers' prologue): refused. */
+static const int no_anc[] = {166, 119, 127, 163, 192};
+
+/*
+ * "ld{h} [type]" / "ld [ifidx]": the Linux ancillary loads (SKF_AD_OFF + anc) libpcap
+ * 1.10.3 emits for inbound / outbound / ifindex elsewhere.  A program for a Linux
+ * socket: compile.c validates it under the socket rules; run by libpcap's semantics
+ * (a capture file) the load is past the packet and the packet is rejected.
+ */
+static int anc_eq(struct compile_ctx *cc, struct ir_func *fn, int size, uint32_t anc, uint32_t k,
+		  int t, int f)
+{
+	int b = blk(cc, fn);
+	ir_stmt_add(fn, b, BPFKIT_LD | BPFKIT_ABS | ldsize(size), BPFKIT_SKF_AD_OFF + anc);
+	return ir_branch(fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, k, t, f);
+}
 
 int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
 		      const struct proto_link *link, const struct parse_node *n, int t, int f)
@@ -312,8 +339,9 @@ int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
 		if (r >= 0)
 			return r;
 	}
-	if ((prim == KW_INBOUND || prim == KW_OUTBOUND) && link->kind == LT_SLIP) {
-		/* the SLIP header's first byte: 0 received, else sent */
+	if ((prim == KW_INBOUND || prim == KW_OUTBOUND) && link->dlt == 8) {
+		/* the SLIP header's first byte: 0 received, else sent (SLIP_BSDOS: the
+		 * ancillary load below, as libpcap 1.10.3) */
 		int in = prim == KW_INBOUND;
 		return eq(cc, fn, 1, 0, 0, in ? t : f, in ? f : t);
 	}
@@ -325,13 +353,23 @@ int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
 				continue;
 			if (prim == KW_IFINDEX) {
 				if (cooked[i].ifindex < 0)
-					fail_at(cc, n, "%s", "'ifindex' on LINUX_SLL needs Linux "
-						"BPF extensions (a kernel filter), not a pcap program");
+					return anc_eq(cc, fn, 4, BPFKIT_AD_IFINDEX,
+						      num_arg(cc, n), t, f);
 				return eq(cc, fn, 4, (uint32_t)cooked[i].ifindex, num_arg(cc, n), t, f);
 			}
 			int out = prim == KW_OUTBOUND;
 			return eq(cc, fn, cooked[i].size, cooked[i].pkttype, 4, out ? t : f,
 				  out ? f : t);
+		}
+		bool anc = true;
+		for (size_t i = 0; i < sizeof no_anc / sizeof no_anc[0]; i++)
+			if (no_anc[i] == link->dlt)
+				anc = false;
+		if (anc && prim == KW_IFINDEX)
+			return anc_eq(cc, fn, 4, BPFKIT_AD_IFINDEX, num_arg(cc, n), t, f);
+		if (anc) {
+			int out = prim == KW_OUTBOUND;
+			return anc_eq(cc, fn, 2, BPFKIT_AD_PKTTYPE, 4, out ? t : f, out ? f : t);
 		}
 		fail_at(cc, n, "'%s' is not supported on this link type (LINUX_SLL, "
 			"LINUX_SLL2 and PFLOG have a direction)", lex_keyword_name(prim));

@@ -245,201 +245,13 @@ static uint32_t anc_nla_nest(const uint8_t *pkt, uint32_t caplen, uint32_t a, ui
 		JUMP(pc->jf); \
 	} while (0)
 
-/*
- * The one body.  With labels != NULL it only hands out the label table
- * (threaded builds) so prepare can store handler addresses in the ops.
- */
-static FAST_NOINLINE uint32_t fast_exec(const struct bpfkit_fast *f, const uint8_t *pkt,
-					uint32_t caplen, uint32_t wirelen,
-					const struct bpfkit_meta *meta,
-					const void *const **labels)
-{
-#if FAST_THREADED
-	static const void *const table[FOP__COUNT] = {
-#define X(name) &&op_##name,
-		FAST_OPS(X)
-#undef X
-	};
-	if (labels) {
-		*labels = table;
-		return 0;
-	}
-#else
-	(void)labels;
-#endif
-	uint32_t a = 0, x = 0, mem[BPFKIT_MEMWORDS];
-	uint32_t t;
-	const struct fop *pc = f->ops;
-	if (f->zero_mem)
-		memset(mem, 0, sizeof mem);
-	DISPATCH();
-#if !FAST_THREADED
-dispatch:
-	switch (pc->h) {
-#endif
-	OP(CHECK)
-		if (caplen < pc->k)
-			return 0;
-		NEXT();
-	OP(LDW_ABS) a = rd32(pkt + pc->k); NEXT();
-	OP(LDH_ABS) a = rd16(pkt + pc->k); NEXT();
-	OP(LDB_ABS) a = rd8(pkt + pc->k); NEXT();
-	OP(LDX_MSH) x = (uint32_t)(pkt[pc->k] & 0xf) << 2; NEXT();
-	OP(LDW_IND)
-		if ((uint64_t)x + pc->k + 4 > caplen)
-			goto fail;
-		a = rd32(pkt + (x + pc->k));
-		NEXT();
-	OP(LDH_IND)
-		if ((uint64_t)x + pc->k + 2 > caplen)
-			goto fail;
-		a = rd16(pkt + (x + pc->k));
-		NEXT();
-	OP(LDB_IND)
-		if ((uint64_t)x + pc->k + 1 > caplen)
-			goto fail;
-		a = rd8(pkt + (x + pc->k));
-		NEXT();
-	OP(LD_LEN) a = wirelen; NEXT();
-	OP(LDX_LEN) x = wirelen; NEXT();
-	OP(LD_IMM) a = pc->k; NEXT();
-	OP(LDX_IMM) x = pc->k; NEXT();
-	OP(LD_MEM) a = mem[pc->k]; NEXT();
-	OP(LDX_MEM) x = mem[pc->k]; NEXT();
-	OP(ST) mem[pc->k] = a; NEXT();
-	OP(STX) mem[pc->k] = x; NEXT();
-
-	OP(ADD_K) a += pc->k; NEXT();
-	OP(SUB_K) a -= pc->k; NEXT();
-	OP(MUL_K) a *= pc->k; NEXT();
-	OP(DIV_K) a /= pc->k; NEXT();  /* k != 0: validated */
-	OP(MOD_K) a %= pc->k; NEXT();
-	OP(OR_K) a |= pc->k; NEXT();
-	OP(AND_K) a &= pc->k; NEXT();
-	OP(LSH_K) a <<= pc->k; NEXT(); /* k < 32: validated */
-	OP(RSH_K) a >>= pc->k; NEXT();
-	OP(XOR_K) a ^= pc->k; NEXT();
-	OP(ADD_X) a += x; NEXT();
-	OP(SUB_X) a -= x; NEXT();
-	OP(MUL_X) a *= x; NEXT();
-	OP(DIV_X)
-		if (x == 0)
-			goto fail;
-		a /= x;
-		NEXT();
-	OP(MOD_X)
-		if (x == 0)
-			goto fail;
-		a %= x;
-		NEXT();
-	OP(OR_X) a |= x; NEXT();
-	OP(AND_X) a &= x; NEXT();
-	OP(LSH_X) a = x < 32 ? a << x : 0; NEXT();
-	OP(RSH_X) a = x < 32 ? a >> x : 0; NEXT();
-	OP(XOR_X) a ^= x; NEXT();
-	OP(NEG) a = 0u - a; NEXT();
-	OP(TAX) x = a; NEXT();
-	OP(TXA) a = x; NEXT();
-
-	OP(JA) JUMP(pc->jt);
-	OP(JEQ_K) BRANCH(a == pc->k);
-	OP(JGT_K) BRANCH(a > pc->k);
-	OP(JGE_K) BRANCH(a >= pc->k);
-	OP(JSET_K) BRANCH((a & pc->k) != 0);
-	OP(JEQ_X) BRANCH(a == x);
-	OP(JGT_X) BRANCH(a > x);
-	OP(JGE_X) BRANCH(a >= x);
-	OP(JSET_X) BRANCH((a & x) != 0);
-	OP(RET_K) return pc->k;
-	OP(RET_A) return a;
-
-	/* Fused: the load's offset in k, the compare's constant in k2. */
-#define FUSED_ABS(LD, rd) \
-	OP(LD##_JEQ) a = rd(pkt + pc->k); BRANCH(a == pc->k2); \
-	OP(LD##_JGT) a = rd(pkt + pc->k); BRANCH(a > pc->k2); \
-	OP(LD##_JGE) a = rd(pkt + pc->k); BRANCH(a >= pc->k2); \
-	OP(LD##_JSET) a = rd(pkt + pc->k); BRANCH((a & pc->k2) != 0);
-	FUSED_ABS(LDW_ABS, rd32)
-	FUSED_ABS(LDH_ABS, rd16)
-	FUSED_ABS(LDB_ABS, rd8)
-#undef FUSED_ABS
-#define FUSED_IND(LD, size, rd) \
-	OP(LD##_JEQ) \
-		if ((uint64_t)x + pc->k + (size) > caplen) \
-			goto fail; \
-		a = rd(pkt + (x + pc->k)); \
-		BRANCH(a == pc->k2); \
-	OP(LD##_JGT) \
-		if ((uint64_t)x + pc->k + (size) > caplen) \
-			goto fail; \
-		a = rd(pkt + (x + pc->k)); \
-		BRANCH(a > pc->k2); \
-	OP(LD##_JGE) \
-		if ((uint64_t)x + pc->k + (size) > caplen) \
-			goto fail; \
-		a = rd(pkt + (x + pc->k)); \
-		BRANCH(a >= pc->k2); \
-	OP(LD##_JSET) \
-		if ((uint64_t)x + pc->k + (size) > caplen) \
-			goto fail; \
-		a = rd(pkt + (x + pc->k)); \
-		BRANCH((a & pc->k2) != 0);
-	FUSED_IND(LDW_IND, 4, rd32)
-	FUSED_IND(LDH_IND, 2, rd16)
-	FUSED_IND(LDB_IND, 1, rd8)
-#undef FUSED_IND
-
-	/* Linux dialect: k is the offset after SKF_NET_OFF, or a meta field's. */
-	OP(LDW_NET)
-		if (!load_at(pkt, caplen, (uint64_t)meta->net_offset + pc->k, 4, &t))
-			goto fail;
-		a = t;
-		NEXT();
-	OP(LDH_NET)
-		if (!load_at(pkt, caplen, (uint64_t)meta->net_offset + pc->k, 2, &t))
-			goto fail;
-		a = t;
-		NEXT();
-	OP(LDB_NET)
-		if (!load_at(pkt, caplen, (uint64_t)meta->net_offset + pc->k, 1, &t))
-			goto fail;
-		a = t;
-		NEXT();
-	OP(LDX_MSH_NET)
-		if (!load_at(pkt, caplen, (uint64_t)meta->net_offset + pc->k, 1, &t))
-			goto fail;
-		x = (t & 0xf) << 2;
-		NEXT();
-	OP(LDW_IND_LNX)
-		if (!load_linux(pkt, caplen, meta, x + pc->k, 4, &t))
-			goto fail;
-		a = t;
-		NEXT();
-	OP(LDH_IND_LNX)
-		if (!load_linux(pkt, caplen, meta, x + pc->k, 2, &t))
-			goto fail;
-		a = t;
-		NEXT();
-	OP(LDB_IND_LNX)
-		if (!load_linux(pkt, caplen, meta, x + pc->k, 1, &t))
-			goto fail;
-		a = t;
-		NEXT();
-	OP(LD_META)
-		a = *(const uint32_t *)(const void *)((const char *)meta + pc->k);
-		NEXT();
-	OP(LD_NLA) a = anc_nla(pkt, caplen, a, x); NEXT();
-	OP(LD_NLAN) a = anc_nla_nest(pkt, caplen, a, x); NEXT();
-	OP(LSH_X_LNX) a <<= x & 31; NEXT();
-	OP(RSH_X_LNX) a >>= x & 31; NEXT();
-#if !FAST_THREADED
-	default:
-		break;
-	}
-#endif
-fail:
-	return 0;
-}
+/* The body, twice: the pcap dialect's (lean) and the Linux dialect's. */
+#define FAST_EXEC fast_exec_pcap
+#define FAST_LINUX 0
+#include "fast_body.h"
+#define FAST_EXEC fast_exec_linux
+#define FAST_LINUX 1
+#include "fast_body.h"
 
 #undef OP
 #undef DISPATCH
@@ -452,14 +264,18 @@ static const struct bpfkit_meta zero_meta;
 BPFKIT_API uint32_t bpfkit_fast_run(const struct bpfkit_fast *f, const uint8_t *pkt,
 				    uint32_t caplen, uint32_t wirelen)
 {
-	return fast_exec(f, pkt, caplen, wirelen, &zero_meta, NULL);
+	if (f->flags & BPFKIT_FAST_LINUX)
+		return fast_exec_linux(f, pkt, caplen, wirelen, &zero_meta, NULL);
+	return fast_exec_pcap(f, pkt, caplen, wirelen, NULL, NULL);
 }
 
 BPFKIT_API uint32_t bpfkit_fast_run_meta(const struct bpfkit_fast *f, const uint8_t *pkt,
 					 uint32_t caplen, uint32_t wirelen,
 					 const struct bpfkit_meta *meta)
 {
-	return fast_exec(f, pkt, caplen, wirelen, meta ? meta : &zero_meta, NULL);
+	if (f->flags & BPFKIT_FAST_LINUX)
+		return fast_exec_linux(f, pkt, caplen, wirelen, meta ? meta : &zero_meta, NULL);
+	return fast_exec_pcap(f, pkt, caplen, wirelen, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -921,7 +737,10 @@ BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, un
 	const void *const *labels = NULL;
 	f->zero_mem = false;
 #if FAST_THREADED
-	fast_exec(NULL, NULL, 0, 0, NULL, &labels);
+	if (lnx)
+		fast_exec_linux(NULL, NULL, 0, 0, NULL, &labels);
+	else
+		fast_exec_pcap(NULL, NULL, 0, 0, NULL, &labels);
 #endif
 	for (size_t o = 0; o < p.nops; o++) {
 		struct fop *op = &f->ops[o];

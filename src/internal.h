@@ -227,12 +227,18 @@ const struct proto_link *linktype_link(int dlt);
  * payload (pflog, 802.11) in M[CODEGEN_REG_PL], or the 802.11 header behind a
  * radio header (radiotap, Prism, AVS, PPI) in M[CODEGEN_REG_HDR].  The
  * prologue (codegen_link_prologue) stores them before any test; scratch words
- * below CODEGEN_REG_PL stay free for arithmetic.
+ * below CODEGEN_REG_GT (geneve's, stored by codegen.c) stay free for arithmetic.
  */
 #define CODEGEN_VAR_PL 0x40000000u
 #define CODEGEN_VAR_HDR 0x20000000u
-#define CODEGEN_VAR_MASK (CODEGEN_VAR_PL | CODEGEN_VAR_HDR)
+/* after "geneve": the inner protocol field and network layer (codegen.c stores them) */
+#define CODEGEN_VAR_GT 0x10000000u
+#define CODEGEN_VAR_GN 0x08000000u
+#define CODEGEN_VAR_MASK (CODEGEN_VAR_PL | CODEGEN_VAR_HDR | CODEGEN_VAR_GT | CODEGEN_VAR_GN)
 enum { CODEGEN_REG_PL = 12, CODEGEN_REG_HDR = 13 };  /* protochain uses 14, 15 */
+enum { CODEGEN_REG_GT = 10, CODEGEN_REG_GN = 11 };    /* geneve's inner offsets */
+/* The scratch word a tagged offset is relative to. */
+uint32_t codegen_link_reg(uint32_t off);
 
 struct parse_node;
 /* Appends "ld size [off]" to block b; through "ldx M[r]; ld [x + k]" when off is tagged. */

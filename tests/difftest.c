@@ -733,13 +733,13 @@ static void compile_bpfkit(struct prog *p, int dlt, uint32_t snaplen, const char
 {
 	if (opt.pcap_subject) {
 		/* Calibration: libpcap stands in for bpfkit (-O0 stays -O0, else -O1). */
-		compile_pcap(p, dlt, snaplen, expr, optimize ? 1 : 0,
-			     netmask ? netmask : PCAP_NETMASK_UNKNOWN);
+		compile_pcap(p, dlt, snaplen, expr, optimize ? 1 : 0, netmask);
 		return;
 	}
 	memset(p, 0, sizeof *p);
 	struct bpfkit_compile_opts o = {
 		.linktype = dlt, .snaplen = snaplen, .optimize = optimize, .netmask = netmask,
+		.flags = BPFKIT_COMPILE_NETMASK,   /* PCAP_NETMASK_UNKNOWN: unknown */
 	};
 	struct bpfkit_error err;
 	memset(&err, 0, sizeof err);
@@ -1069,7 +1069,7 @@ static void run_case(const struct row *r)
 {
 	struct stats *st = stats_for(r->dlt);
 	uint32_t lp_mask = r->has_netmask ? r->netmask : PCAP_NETMASK_UNKNOWN;
-	uint32_t bk_mask = r->has_netmask ? r->netmask : 0;
+	uint32_t bk_mask = lp_mask;
 	struct prog bk0, lp0;
 	compile_bpfkit(&bk0, r->dlt, r->snaplen, r->expr, opt.self ? 0 : opt.optimize, bk_mask);
 	compile_pcap(&lp0, r->dlt, r->snaplen, r->expr, 0, lp_mask);
@@ -1224,7 +1224,7 @@ static void compile_only(const struct row *r)
 {
 	struct prog p;
 	compile_bpfkit(&p, r->dlt < 0 ? 1 : r->dlt, r->snaplen, r->expr, opt.optimize,
-		       r->has_netmask ? r->netmask : 0);
+		       r->has_netmask ? r->netmask : PCAP_NETMASK_UNKNOWN);
 	prog_free(&p);
 }
 

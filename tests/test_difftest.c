@@ -162,6 +162,15 @@ TEST(difftest_compiler_fixes)
 		"EN10MB\tpppoes and mpls 123", "EN10MB\tpppoes 5 and mpls and ip",
 		"EN10MB\tgeneve", "RAW\tgeneve 10", "LINUX_SLL\tvlan and geneve 7",
 		"EN10MB\ttcp or not geneve",
+		/* after geneve: the inner packet (offsets read from the Geneve header) */
+		"EN10MB\tgeneve and ip", "EN10MB\tgeneve and tcp src port 22",
+		"EN10MB\tgeneve and geneve and udp", "LINUX_SLL\tgeneve 5 and ip6 host ::1",
+		"EN10MB\tvlan and geneve and not tcp port 80", "EN10MB\tgeneve and iso",
+		/* a netmask of 0.0.0.0 (BPFKIT_COMPILE_NETMASK) */
+		"RAW\tip broadcast\t0.0.0.0", "EN10MB\tip broadcast\t255.255.0.0",
+		/* Linux ancillary loads: every packet of a capture rejected, as libpcap */
+		"EN10MB\tinbound", "EN10MB\tip or outbound", "LINUX_SLL\tifindex 2",
+		"RAW\tnot ifindex 1", "SLIP_BSDOS\tinbound",
 	};
 	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
 		fprintf(f, "%s\n", lines[i]);

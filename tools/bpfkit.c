@@ -1577,8 +1577,9 @@ static int cmd_gen(const struct command *cmd, int argc, char **argv)
 
 /*
  * bpfkit bench: each filter on each engine over the same in-memory packets.
- * Every engine runs through one loop (bench_loop: an indirect call per
- * packet); `null` is that loop calling a function that returns the packet's
+ * Every engine runs the same loop (BENCH_LOOP: one call per packet, the
+ * verdict counted; the JIT through its raw function pointer); `null` is that
+ * loop calling, through a pointer, a function that returns the packet's
  * length.  Packets go in cache-sized chunks, read once untimed, then run by
  * every engine in turn (order rotating each round); an engine's time is the
  * sum over chunks of its median over the rounds.  The command never links
@@ -1628,18 +1629,47 @@ static const bench_fn bench_fns[BENCH_N] = {bench_null, bench_interp, bench_fast
 
 static volatile uint32_t bench_sink;
 
-/* The one timed loop, over packets [begin, end); ns. */
-__attribute__((noinline)) static double bench_loop(bench_fn fn, size_t begin, size_t end)
+static double bench_ns(void)
 {
-	struct timespec a, b;
-	uint32_t matched = 0;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (size_t i = begin; i < end; i++)
-		matched += fn(i) != 0;
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	bench_sink += matched;
-	return (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
 }
+
+/* The timed loop, one copy per engine, over packets [begin, end); ns. */
+#define BENCH_LOOP(name, CALL)							\
+	__attribute__((noinline)) static double name(size_t begin, size_t end)	\
+	{									\
+		uint32_t matched = 0;						\
+		double t0 = bench_ns();						\
+		for (size_t i = begin; i < end; i++) {				\
+			const struct bench_pkt *p = &bench.pkts[i];		\
+			matched += (CALL) != 0;					\
+		}								\
+		double t = bench_ns() - t0;					\
+		bench_sink += matched;						\
+		return t;							\
+	}
+
+__attribute__((noinline)) static uint32_t bench_len(const uint8_t *pkt, uint32_t caplen,
+						    uint32_t wirelen)
+{
+	(void)pkt;
+	(void)wirelen;
+	return caplen;
+}
+static bpfkit_jit_fn volatile bench_null_fn = bench_len;
+
+BENCH_LOOP(bench_loop_null, bench_null_fn(p->data, p->caplen, p->wirelen))
+BENCH_LOOP(bench_loop_interp, bpfkit_interp(bench.prog->insns, bench.prog->len, p->data,
+					    p->caplen, p->wirelen, NULL))
+BENCH_LOOP(bench_loop_fast, bpfkit_fast_run(bench.fast, p->data, p->caplen, p->wirelen))
+BENCH_LOOP(bench_loop_jit, bench.jit(p->data, p->caplen, p->wirelen))
+
+typedef double (*bench_loop_fn)(size_t begin, size_t end);
+static const bench_loop_fn bench_loops[BENCH_N] = {
+	bench_loop_null, bench_loop_interp, bench_loop_fast, bench_loop_jit
+};
 
 /* Copies a packet in (offsets until all are read: the buffer moves). */
 static int bench_add(const uint8_t *data, uint32_t caplen, uint32_t wirelen)
@@ -1739,7 +1769,7 @@ static void bench_time(const bool *have, int rounds, double *ns)
 			for (int k = 0; k < BENCH_N; k++) {
 				int e = (k + r) % BENCH_N;
 				if (have[e])
-					t[e][r] = bench_loop(bench_fns[e], begin, end);
+					t[e][r] = bench_loops[e](begin, end);
 			}
 		}
 		for (int e = 0; e < BENCH_N; e++) {
