@@ -54,6 +54,18 @@ static _Noreturn BK_PRINTF(2, 3) void fail(struct gen *g, const char *fmt, ...)
 	compile_error(g->cc, 0, 0, "%s", msg);
 }
 
+/* An error whose caret is under one token (a value out of range ...). */
+static _Noreturn BK_PRINTF(3, 4) void fail_tok(struct gen *g, const struct lex_token *tok,
+					       const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	compile_error(g->cc, tok->col, tok->span, "%s", msg);
+}
+
 /* ---- blocks ---- */
 
 static int blk(struct gen *g)
@@ -436,12 +448,17 @@ static int ports(struct gen *g, int proto, const struct portspec *ps, int t, int
 static uint32_t decnet_value(struct gen *g, const struct lex_token *id)
 {
 	uint32_t a;
-	if (id->kind == LEX_NUM) {
-		a = id->num;
+	if (id->kind == LEX_NUM || (id->kind == LEX_IPV4 && id->nparts != 2 &&
+				    id->nparts != -2)) {
+		/* libpcap master: AREA.NODE only (1.10.3 also took a number) */
+		fail_tok(g, id, "invalid DECnet address '%s' (AREA.NODE expected)", id->text);
 	} else if (id->kind == LEX_IPV4) {
 		char *end;
 		unsigned long area = strtoul(id->text, &end, 10);
 		unsigned long node = strtoul(end + 1, NULL, 10);
+		if (area > 63 || node > 1023)
+			fail_tok(g, id, "invalid DECnet address '%s' (area 0-63, node 0-1023)",
+				 id->text);
 		a = ((uint32_t)area << 10 & 0xfc00) | ((uint32_t)node & 0x3ff);
 	} else {
 		fail(g, "decnet name support not included, '%s' cannot be translated", id->text);
@@ -475,6 +492,9 @@ static int decnet_host(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	if (n->masklen >= 0 || n->mask)
 		fail(g, "a mask does not apply to DECnet addresses");
+	if (n->type == KW_NET)
+		fail(g, "'decnet' is not a valid qualifier for 'net' (DECnet has host "
+		     "addresses only)");
 	uint32_t v = decnet_value(g, n->id);
 	switch (n->dir) {
 	case KW_SRC: return decnet_dir(g, v, true, t, f);
@@ -802,7 +822,7 @@ static uint32_t proto_number(struct gen *g, const struct parse_node *n, bool eth
 {
 	const struct lex_token *id = n->id;
 	if (id->kind == LEX_NUM)
-		return id->num;   /* libpcap compares any 32-bit number (never matching) */
+		return id->num;   /* range-checked by the callers (libpcap master) */
 	if (id->kind != LEX_NAME)
 		fail(g, "'%s' is not a protocol", id->text);
 	if (ether) {
@@ -820,6 +840,32 @@ static uint32_t proto_number(struct gen *g, const struct parse_node *n, bool eth
 		v = (int)transports[row].proto;
 	}
 	return (uint32_t)v;
+}
+
+/* An IP protocol number: one byte (libpcap master refuses more; 1.10.3 compared it). */
+static uint32_t ip_proto_number(struct gen *g, const struct parse_node *n)
+{
+	uint32_t v = proto_number(g, n, false);
+	if (v > 255)
+		fail_tok(g, n->id, "protocol number %u greater than maximum 255", v);
+	return v;
+}
+
+/*
+ * A link protocol number must fit the link's field (libpcap master): 16 bits (a PPP or
+ * HDLC protocol, an EtherType); on Ethernet and Linux cooked a value <= 1500 is an
+ * 802.2 DSAP, one byte.
+ */
+static void link_proto_range(struct gen *g, const struct lex_token *id)
+{
+	enum proto_ltkind lt = g->link->kind;
+	const char *what = lt == LT_PPP || lt == LT_PPP_BSDOS ? "PPP protocol"
+			 : lt == LT_CHDLC ? "HDLC protocol" : "EtherType";
+	if (id->num > 65535)
+		fail_tok(g, id, "%s %u greater than maximum 65535", what, id->num);
+	if ((lt == LT_ETHER || lt == LT_SLL) && id->num > 255 && id->num <= 1500)
+		fail_tok(g, id, "LLC DSAP %u greater than maximum 255 (a link protocol up "
+			 "to 1500 is an 802.2 SAP)", id->num);
 }
 
 /*
@@ -916,7 +962,7 @@ static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
 		if (n->proto != 0 && n->proto != KW_IP && n->proto != KW_IP6)
 			fail(g, "'%s protochain' is not valid: protochain follows ip or ip6",
 			     lex_keyword_name(n->proto));
-		uint32_t v = proto_number(g, n, false);
+		uint32_t v = ip_proto_number(g, n);
 		if (n->proto == KW_IP)
 			return protochain(g, false, v, t, f);
 		if (n->proto == KW_IP6)
@@ -926,10 +972,12 @@ static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
 	switch (link_alias(g, n->proto)) {
 	case KW_ETHER: case KW_LINK: {
 		uint32_t v = proto_number(g, n, true);
+		if (n->id->kind == LEX_NUM)
+			link_proto_range(g, n->id);
 		return linktype(g, v, t, f);
 	}
-	case KW_IP: return ip_proto(g, proto_number(g, n, false), t, f);
-	case KW_IP6: return ip6_proto(g, proto_number(g, n, false), t, f);
+	case KW_IP: return ip_proto(g, ip_proto_number(g, n), t, f);
+	case KW_IP6: return ip6_proto(g, ip_proto_number(g, n), t, f);
 	case KW_ISO: case KW_ISIS: {
 		static const struct { const char *name; uint32_t v; } iso_names[] = {
 			{"clnp", ISO_CLNP}, {"esis", ISO_ESIS}, {"isis", ISO_ISIS},
@@ -943,13 +991,17 @@ static int proto_prim(struct gen *g, const struct parse_node *n, int t, int f)
 				fail(g, "unknown iso proto '%s'", n->id->text);
 			v = iso_names[i].v;
 		} else {
-			/* larger values are accepted and never match, as in libpcap */
+			/* refused when it cannot be in the field (libpcap master) */
 			v = number(g, n->id, n->proto == KW_ISO ? "iso proto" : "isis proto");
+			if (n->proto == KW_ISO && v > 255)
+				fail_tok(g, n->id, "ISO protocol %u greater than maximum 255", v);
+			if (n->proto == KW_ISIS && v > 31)
+				fail_tok(g, n->id, "IS-IS PDU type %u greater than maximum 31", v);
 		}
 		return n->proto == KW_ISO ? iso_proto(g, v, t, f) : isis_pdu(g, v, t, f);
 	}
 	case 0: {
-		uint32_t v = proto_number(g, n, false);
+		uint32_t v = ip_proto_number(g, n);
 		return ip_proto(g, v, t, ip6_proto(g, v, t, f));
 	}
 	default:
@@ -1453,6 +1505,8 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 		 * '|' apply to the accumulator as it stands (nothing is loaded) and the
 		 * result is compared with 0. */
 		uint32_t v = n->id2->num;
+		if (v > 255)   /* libpcap master; 1.10.3 compared the byte with it */
+			fail_tok(g, n->id2, "byte argument %u greater than maximum 255", v);
 		if (n->relop == LEX_BAND || n->relop == LEX_BOR) {
 			int b = blk(g);
 			st(g, b, BPFKIT_ALU | (n->relop == LEX_BAND ? BPFKIT_AND : BPFKIT_OR) |

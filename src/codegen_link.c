@@ -307,28 +307,10 @@ static int pflog_prim(struct compile_ctx *cc, struct ir_func *fn, const struct p
 }
 
 /* Linux cooked captures: the packet type (4 = outgoing) and interface index
- * (-1: the ancillary load, as libpcap 1.10.3). */
+ * (-1: none; LINUX_SLL has no interface index field). */
 static const struct { int dlt; uint32_t pkttype; int size; int ifindex; } cooked[] = {
 	{113, 0, 2, -1}, {276, 10, 1, 4},
 };
-
-/* Where libpcap 1.10.3 has no direction field and does not emit the Linux loads plainly
- * (PPP_PPPD's direction byte, the radio headers' prologue): refused. */
-static const int no_anc[] = {166, 119, 127, 163, 192};
-
-/*
- * "ld{h} [type]" / "ld [ifidx]": the Linux ancillary loads (SKF_AD_OFF + anc) libpcap
- * 1.10.3 emits for inbound / outbound / ifindex elsewhere.  A program for a Linux
- * socket: compile.c validates it under the socket rules; run by libpcap's semantics
- * (a capture file) the load is past the packet and the packet is rejected.
- */
-static int anc_eq(struct compile_ctx *cc, struct ir_func *fn, int size, uint32_t anc, uint32_t k,
-		  int t, int f)
-{
-	int b = blk(cc, fn);
-	ir_stmt_add(fn, b, BPFKIT_LD | BPFKIT_ABS | ldsize(size), BPFKIT_SKF_AD_OFF + anc);
-	return ir_branch(fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, k, t, f);
-}
 
 int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
 		      const struct proto_link *link, const struct parse_node *n, int t, int f)
@@ -340,8 +322,7 @@ int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
 			return r;
 	}
 	if ((prim == KW_INBOUND || prim == KW_OUTBOUND) && link->dlt == 8) {
-		/* the SLIP header's first byte: 0 received, else sent (SLIP_BSDOS: the
-		 * ancillary load below, as libpcap 1.10.3) */
+		/* the SLIP header's first byte: 0 received, else sent (SLIP_BSDOS: refused) */
 		int in = prim == KW_INBOUND;
 		return eq(cc, fn, 1, 0, 0, in ? t : f, in ? f : t);
 	}
@@ -353,26 +334,21 @@ int codegen_link_prim(struct compile_ctx *cc, struct ir_func *fn,
 				continue;
 			if (prim == KW_IFINDEX) {
 				if (cooked[i].ifindex < 0)
-					return anc_eq(cc, fn, 4, BPFKIT_AD_IFINDEX,
-						      num_arg(cc, n), t, f);
+					break;
 				return eq(cc, fn, 4, (uint32_t)cooked[i].ifindex, num_arg(cc, n), t, f);
 			}
 			int out = prim == KW_OUTBOUND;
 			return eq(cc, fn, cooked[i].size, cooked[i].pkttype, 4, out ? t : f,
 				  out ? f : t);
 		}
-		bool anc = true;
-		for (size_t i = 0; i < sizeof no_anc / sizeof no_anc[0]; i++)
-			if (no_anc[i] == link->dlt)
-				anc = false;
-		if (anc && prim == KW_IFINDEX)
-			return anc_eq(cc, fn, 4, BPFKIT_AD_IFINDEX, num_arg(cc, n), t, f);
-		if (anc) {
-			int out = prim == KW_OUTBOUND;
-			return anc_eq(cc, fn, 2, BPFKIT_AD_PKTTYPE, 4, out ? t : f, out ? f : t);
-		}
-		fail_at(cc, n, "'%s' is not supported on this link type (LINUX_SLL, "
-			"LINUX_SLL2 and PFLOG have a direction)", lex_keyword_name(prim));
+		/* libpcap master refuses the Linux-only ancillary loads 1.10.3 emits here */
+		if (prim == KW_IFINDEX)
+			compile_error(cc, n->col, n->span, "'ifindex' is not supported on link "
+				      "type %s (only LINUX_SLL2 has an interface index)",
+				      link->name);
+		compile_error(cc, n->col, n->span, "'%s' is not supported on link type %s "
+			      "(LINUX_SLL, LINUX_SLL2, SLIP and PFLOG have a direction)",
+			      lex_keyword_name(prim), link->name);
 	}
 	if (prim == KW_IFNAME || prim == KW_ON || prim == KW_RNR || prim == KW_RULENUM ||
 	    prim == KW_REASON || prim == KW_ACTION || prim == KW_SRNR || prim == KW_SUBRULENUM)

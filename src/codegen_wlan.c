@@ -222,6 +222,9 @@ int codegen_wlan_prim(struct compile_ctx *cc, struct ir_func *fn,
 				if (i == nd)
 					fail(cc, n, "unknown 802.11 direction \"%s\"", n->id->text);
 				v = wlan_dirs[i].v;
+			} else if (v > 3) {   /* two bits (libpcap master refuses more) */
+				compile_error(cc, n->id->col, n->id->span,
+					      "invalid 802.11 direction value %u (0-3)", v);
 			}
 			return masked(&w, 1, FC_DIR, v, t, f);
 		}

@@ -35,23 +35,6 @@ void *compile_alloc(struct compile_ctx *cc, size_t size)
 }
 
 /*
- * A program with Linux ancillary loads (inbound / outbound / ifindex where the link
- * has no direction field, as libpcap 1.10.3 emits them) is meant for a Linux socket:
- * it is validated under the socket rules.  Run by libpcap's semantics such a load is
- * past the packet, so the packet is rejected - as libpcap's own program does.
- */
-static bool has_anc(const struct bpfkit_prog *p)
-{
-	for (size_t i = 0; i < p->len; i++) {
-		uint16_t c = p->insns[i].code;
-		if (BPFKIT_CLASS(c) == BPFKIT_LD && BPFKIT_MODE(c) == BPFKIT_ABS &&
-		    p->insns[i].k >= BPFKIT_SKF_AD_OFF)
-			return true;
-	}
-	return false;
-}
-
-/*
  * The pipeline, as a list of calls.  The one setjmp of the compiler is here:
  * compile_error unwinds to it from anywhere in the front end.
  */
@@ -77,9 +60,7 @@ static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 	}
 	if (emit_run(&fn, alloc, out, cc->err) != 0)
 		goto fail;
-	enum bpfkit_vmode mode = has_anc(out) ? BPFKIT_VALIDATE_SOCKET
-					       : BPFKIT_VALIDATE_PCAP;
-	if (bpfkit_validate(out->insns, out->len, mode, cc->err) != 0) {
+	if (bpfkit_validate(out->insns, out->len, BPFKIT_VALIDATE_PCAP, cc->err) != 0) {
 		bpfkit_prog_free(alloc, out);
 		goto fail;
 	}

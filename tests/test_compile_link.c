@@ -382,7 +382,23 @@ TEST(compile_link_errors)
 		{105, "type data subtype beacon", "unknown 802.11 subtype"},
 		{105, "protochain 6", "variable length"},
 		{9, "radio[0] = 1", "radio information"},
-		{166, "inbound", "not supported"},   /* EN10MB: Linux ancillary loads */
+		{166, "inbound", "not supported"},
+		/* no direction / interface index field (libpcap master refuses them) */
+		{1, "inbound", "not supported on link type EN10MB"},
+		{1, "ip or outbound", "not supported"}, {113, "ifindex 2", "not supported"},
+		{12, "not ifindex 1", "not supported"}, {15, "inbound", "not supported"},
+		/* numbers that cannot be in the field (libpcap master refuses them) */
+		{1, "link proto 65536", "EtherType 65536 greater than maximum 65535"},
+		{9, "link proto 65536", "PPP protocol"}, {104, "link proto 65536", "HDLC"},
+		{113, "ether proto 1500", "LLC DSAP 1500"}, {12, "proto 256", "maximum 255"},
+		{12, "ip6 protochain 256", "maximum 255"}, {1, "iso proto 256", "ISO protocol"},
+		{1, "isis proto 32", "maximum 31"}, {228, "byte 1 > 256", "byte argument 256"},
+		{105, "wlan dir 4", "invalid 802.11 direction"},
+		{1, "decnet host 64.120", "invalid DECnet address"},
+		{1, "decnet host 17.1024", "invalid DECnet address"},
+		{1, "decnet src 1", "invalid DECnet address"},
+		{1, "decnet host 1.2.3", "invalid DECnet address"},
+		{1, "decnet net 1.2", "'net'"},
 	};
 	for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
 		struct bpfkit_compile_opts o = {.linktype = errs[i].dlt};
