@@ -945,45 +945,21 @@ static int cmd_run(const struct command *cmd, int argc, char **argv)
 /* Link types                                                          */
 
 /*
- * LINKTYPE names as libpcap spells them without DLT_, with the number stored
- * in capture files.  -l takes a name (any case) or a number from 0 to 65535.
+ * -l takes a link-type name as libpcap spells it without DLT_ (any case) or a
+ * number; the library knows the names (bpfkit_linktype_parse).  Capture files
+ * store LINKTYPE_ numbers, which differ from the DLT values for a few types.
  */
-static const struct {
-	const char *name;
-	uint32_t number;
-} linktypes[] = {
-	{"NULL", 0}, {"EN10MB", 1}, {"EN3MB", 2}, {"AX25", 3}, {"PRONET", 4},
-	{"CHAOS", 5}, {"IEEE802", 6}, {"ARCNET", 7}, {"SLIP", 8}, {"PPP", 9},
-	{"FDDI", 10}, {"PPP_SERIAL", 50}, {"PPP_ETHER", 51}, {"SYMANTEC_FIREWALL", 99},
-	{"ATM_RFC1483", 100}, {"RAW", 101}, {"C_HDLC", 104}, {"IEEE802_11", 105},
-	{"FRELAY", 107}, {"LOOP", 108}, {"ENC", 109}, {"LINUX_SLL", 113}, {"LTALK", 114},
-	{"PFLOG", 117}, {"PRISM_HEADER", 119}, {"IP_OVER_FC", 122}, {"SUNATM", 123},
-	{"IEEE802_11_RADIO", 127}, {"ARCNET_LINUX", 129}, {"JUNIPER_MLPPP", 130},
-	{"APPLE_IP_OVER_IEEE1394", 138}, {"MTP2_WITH_PHDR", 139}, {"MTP2", 140},
-	{"MTP3", 141}, {"SCCP", 142}, {"DOCSIS", 143}, {"LINUX_IRDA", 144},
-	{"IEEE802_11_RADIO_AVS", 163}, {"PPP_PPPD", 166}, {"BLUETOOTH_HCI_H4", 187},
-	{"USB_LINUX", 189}, {"PPI", 192}, {"IEEE802_15_4", 195}, {"ERF", 197},
-	{"LINUX_LAPD", 177}, {"LAPD", 203}, {"USB_LINUX_MMAPPED", 220}, {"IPNET", 226},
-	{"CAN_SOCKETCAN", 227}, {"IPV4", 228}, {"IPV6", 229}, {"IEEE802_15_4_NOFCS", 230},
-	{"DBUS", 231}, {"NFLOG", 239}, {"NETANALYZER", 240}, {"IPOIB", 242},
-	{"NETLINK", 253}, {"BLUETOOTH_LE_LL", 251}, {"PKTAP", 258}, {"EPON", 259},
-	{"USBPCAP", 249}, {"VSOCK", 271}, {"ETHERNET_MPACKET", 274}, {"DISPLAYPORT_AUX", 275},
-	{"LINUX_SLL2", 276}, {"EBHSCR", 279}, {"USER0", 147}, {"USER15", 162},
-};
-#define NLINKTYPES (sizeof linktypes / sizeof linktypes[0])
-
-/* A link-type name or number; -1 when it is neither. */
 static long parse_linktype(const char *s)
 {
-	uint32_t n;
-	if (parse_u32(s, &n) == 0)
-		return n <= 0xffff ? (long)n : -1;
-	if (strncasecmp(s, "DLT_", 4) == 0 || strncasecmp(s, "LINKTYPE_", 9) == 0)
-		s += s[0] == 'D' || s[0] == 'd' ? 4 : 9;
-	for (size_t i = 0; i < NLINKTYPES; i++)
-		if (strcasecmp(linktypes[i].name, s) == 0)
-			return (long)linktypes[i].number;
-	return -1;
+	int dlt = bpfkit_linktype_parse(s);
+	switch (dlt) {
+	case 11: return 100; /* ATM_RFC1483 */
+	case 12: return 101; /* RAW */
+	case 15: return 102; /* SLIP_BSDOS */
+	case 16: return 103; /* PPP_BSDOS */
+	case 19: return 106; /* ATM_CLIP */
+	default: return dlt;
+	}
 }
 
 /* ------------------------------------------------------------------ */
