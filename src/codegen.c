@@ -237,6 +237,12 @@ static int linktype(struct gen *g, uint32_t etype, int t, int f)
 	case LT_IPV6:
 		return etype == ETYPE_IPV6 ? t : f;
 	default:
+		if (e->off_type != g->link->off_type) {
+			/* 802.11 behind VLAN tags: the same LLC/SNAP tests, moved */
+			struct proto_link moved = *g->link;
+			moved.off_type = e->off_type;
+			return codegen_link_linktype(g->cc, g->fn, &moved, etype, t, f);
+		}
 		return codegen_link_linktype(g->cc, g->fn, g->link, etype, t, f);
 	}
 }
@@ -1296,9 +1302,17 @@ static int pname(struct gen *g, int proto, int t, int f)
 	}
 }
 
+/*
+ * vlan [ID]: the link's type field is one of the 802.1Q / 802.1ad / old QinQ
+ * ethertypes, the tag's 12-bit ID (at the old network layer) is ID; the
+ * primitives after it see type and payload 4 bytes further (encaps()).  On
+ * 802.11 (not PPI, which libpcap 1.10.3 refuses) the ethertype is the SNAP
+ * type of a data frame, tested with the link's whole type check each time.
+ */
 static int vlan(struct gen *g, const struct parse_node *n, int t, int f)
 {
-	if (g->e.kind != ENC_LINK || g->e.lt != LT_ETHER)
+	bool wlan = g->e.lt == LT_WLAN && g->link->prefix != PFX_PPI;
+	if (g->e.kind != ENC_LINK || (g->e.lt != LT_ETHER && !wlan))
 		fail(g, "no VLAN support for %s", g->link->name);
 	int body = t;
 	if (n->id) {
@@ -1306,6 +1320,11 @@ static int vlan(struct gen *g, const struct parse_node *n, int t, int f)
 		if (id > 4095)
 			fail(g, "vlan id %u out of range", id);
 		body = test(g, 2, (uint32_t)g->e.off_nl, 0xfff, LEX_EQ, id, t, f);
+	}
+	if (wlan) {
+		int c = linktype(g, ETYPE_QINQ_OLD, body, f);
+		c = linktype(g, ETYPE_QINQ, body, c);
+		return linktype(g, ETYPE_VLAN, body, c);
 	}
 	int c = test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_EQ, ETYPE_QINQ_OLD, body, f);
 	c = test(g, 2, (uint32_t)g->e.off_type, 0xffffffffu, LEX_EQ, ETYPE_QINQ, body, c);
@@ -1437,6 +1456,10 @@ static int pppoe(struct gen *g, const struct parse_node *n, int t, int f)
 		fail(g, "'%s' is not supported inside other encapsulations", lex_keyword_name(n->prim));
 	if (n->prim == KW_PPPOED)
 		return linktype(g, ETYPE_PPPOED, t, f);
+	/* libpcap 1.10.3 stores the radio header's length and the 802.11 payload
+	 * offset in the same scratch word there, then reads an unset one */
+	if (g->link->kind == LT_WLAN && g->link->prefix != PFX_NONE)
+		fail(g, "'pppoes' is not supported on %s (radio header)", g->link->name);
 	int body = t;
 	if (n->id) {
 		uint32_t s = number(g, n->id, "pppoes session");

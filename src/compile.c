@@ -64,6 +64,18 @@ static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 		bpfkit_prog_free(alloc, out);
 		goto fail;
 	}
+	/*
+	 * As libpcap does when optimizing: a filter proved to accept nothing is
+	 * an error, since it is almost certainly not what the user meant.  -O0
+	 * still emits it.
+	 */
+	if (cc->optimize >= 1 && out->len == 1 && out->insns[0].code == (BPFKIT_RET | BPFKIT_K) &&
+	    out->insns[0].k == 0) {
+		bpfkit_prog_free(alloc, out);
+		error_at(cc->err, cc->err_line, 1, (int)strlen(cc->expr) > 0 ? (int)strlen(cc->expr) : 1,
+			 "expression rejects all packets");
+		goto fail;
+	}
 	mem_arena_free(&cc->arena);
 	return 0;
 fail:

@@ -101,6 +101,16 @@ TEST(compile_verdicts_match_libpcap)
 				struct bpfkit_prog prog;
 				struct bpfkit_error err;
 				int berr = bpfkit_compile(exprs[i], &o, &prog, &err);
+				if (opt && berr && !lerr && strstr(err.message, "rejects all packets")) {
+					/* Optimizing, both refuse a filter that accepts nothing. */
+					struct bpf_program f1;
+					int l1 = pcap_compile(p, &f1, exprs[i], 1, PCAP_NETMASK_UNKNOWN);
+					CHECK_MSG(l1 != 0, "[%s] on %d: bpfkit -O1 says it rejects all "
+						  "packets, libpcap -O1 compiles it", exprs[i], dlts[d]);
+					if (l1 == 0)
+						pcap_freecode(&f1);
+					continue;
+				}
 				CHECK_MSG(!lerr == !berr, "[%s] on %d: libpcap %s, bpfkit %s",
 					  exprs[i], dlts[d], lerr ? pcap_geterr(p) : "ok",
 					  berr ? err.message : "ok");
