@@ -29,7 +29,7 @@ struct enc {
 	int off_type;           /* protocol field (ENC_LINK, ENC_PPP) */
 	int off_nl;             /* network layer */
 	int vlans;
-	bool geneve;            /* after geneve: offsets into the inner packet (not yet) */
+	int geneve;             /* after this many geneves: offsets into the inner packet */
 };
 
 struct gen {
@@ -40,6 +40,7 @@ struct gen {
 	int nenc;
 	struct enc e;           /* the state of the primitive being generated */
 	const struct parse_node *at;  /* for error positions */
+	bool after_geneve;      /* what gen() builds runs only after a geneve matched */
 };
 
 static _Noreturn BK_PRINTF(2, 3) void fail(struct gen *g, const char *fmt, ...)
@@ -1409,8 +1410,10 @@ static int geneve(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	if (g->e.kind != ENC_LINK)
 		fail(g, "'geneve' is not supported inside other encapsulations");
-	/* libpcap 1.10.3 reads the wrong scratch word for the payload offset there */
-	if ((uint32_t)nl(g) & (CODEGEN_VAR_PL | CODEGEN_VAR_HDR))
+	/* libpcap 1.10.3 reads the wrong scratch word for the payload offset there
+	 * (the 802.11 link types with and without a radio header are right) */
+	if (((uint32_t)nl(g) & (CODEGEN_VAR_PL | CODEGEN_VAR_HDR)) &&
+	    (g->link->kind != LT_WLAN || g->link->prefix == PFX_PPI))
 		fail(g, "'geneve' is not supported on %s (variable-length link header)",
 		     g->link->name);
 	uint32_t vni = 0;
@@ -1606,9 +1609,39 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 	}
 }
 
-/* Primitives that only look at the inner type field and network layer. */
+/* A relation's loads all read the inner network or transport layer (ip[], tcp[]...). */
+static bool geneve_inner_arith(const struct parse_arith *a)
+{
+	if (!a)
+		return true;
+	if (a->kind == PA_LOAD && a->proto != KW_IP && a->proto != KW_IP6 &&
+	    transport_row(a->proto) < 0)
+		return false;
+	return geneve_inner_arith(a->l) && geneve_inner_arith(a->r);
+}
+
+/* n holds only when some geneve in it matched (and stored the inner offsets). */
+static bool asserts_geneve(const struct parse_node *n)
+{
+	switch (n->kind) {
+	case PN_PRIM: return n->prim == KW_GENEVE;
+	case PN_AND: return asserts_geneve(n->l) || asserts_geneve(n->r);
+	case PN_OR: return asserts_geneve(n->l) && asserts_geneve(n->r);
+	default: return false;
+	}
+}
+
+/*
+ * Primitives that only look at the inner type field and network layer.
+ * Relations: only behind one geneve that matched on every path to them -
+ * elsewhere libpcap 1.10.3 reads scratch words that its allocator gave to
+ * something else (the 802.11 payload offset) or that a later geneve set.
+ */
 static bool geneve_inner_ok(struct gen *g, const struct parse_node *n)
 {
+	if (n->kind == PN_REL)
+		return g->e.geneve == 1 && g->after_geneve && geneve_inner_arith(n->a) &&
+		       geneve_inner_arith(n->b);
 	if (n->kind != PN_PRIM || n->type == KW_PROTOCHAIN || n->type == KW_GATEWAY)
 		return false;
 	switch (n->prim) {
@@ -1637,7 +1670,10 @@ static int gen(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	switch (n->kind) {
 	case PN_AND: {
+		bool outer = g->after_geneve;
+		g->after_geneve = outer || asserts_geneve(n->l);
 		int r = gen(g, n->r, t, f);
+		g->after_geneve = outer;
 		return gen(g, n->l, r, f);
 	}
 	case PN_OR: {
@@ -1685,7 +1721,7 @@ static void encaps(struct gen *g, const struct parse_node *n, struct enc *cur)
 		break;
 	case KW_GENEVE:
 		/* the inner packet: Ethernet-like type field and payload (geneve_inner) */
-		cur->geneve = true;
+		cur->geneve++;
 		cur->lt = LT_ETHER;   /* libpcap: Ethernet's type tests, whatever the link */
 		cur->off_type = (int)CODEGEN_VAR_GT;
 		cur->off_nl = (int)CODEGEN_VAR_GN;
@@ -1729,7 +1765,7 @@ void codegen_run(struct compile_ctx *cc, const struct parse_node *root, struct i
 	}
 	g.nenc = count_prims(root);
 	g.encs = compile_alloc(cc, (size_t)(g.nenc + 1) * sizeof *g.encs);
-	struct enc start = {ENC_LINK, g.link->kind, g.link->off_type, g.link->off_nl, 0, false};
+	struct enc start = {ENC_LINK, g.link->kind, g.link->off_type, g.link->off_nl, 0, 0};
 	encaps(&g, root, &start);
 	fn->entry = gen(&g, root, accept, reject);
 	fn->entry = codegen_link_prologue(cc, fn, g.link, fn->entry);

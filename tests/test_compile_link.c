@@ -100,6 +100,17 @@ static const struct {
 	{"IEEE802_11", "dir 3"}, {"IEEE802_11", "wlan[0] = 8"}, {"IEEE802_11", "wlan[1] & 1 = 1"},
 	{"IEEE802_11_RADIO", "radio[2] = 8"}, {"PRISM", "radio[0:4] = 0"},
 	{"IEEE802_11_RADIO_AVS", "radio[7] > 1"},
+	/* 802.1Q behind the LLC/SNAP header (not PPI: libpcap 1.10.3 refuses it there) */
+	{"IEEE802_11", "vlan"}, {"IEEE802_11", "vlan 5"}, {"IEEE802_11", "vlan and tcp port 80"},
+	{"IEEE802_11", "vlan and vlan 7 and ip host 1.2.3.4"}, {"IEEE802_11", "vlan and stp"},
+	{"IEEE802_11", "not vlan and ip"}, {"IEEE802_11", "vlan 3 or vlan 4 and udp"},
+	{"IEEE802_11", "vlan and ip6 and wlan src 7:8:9:a:b:c"}, {"IEEE802_11", "vlan and iso"},
+	{"IEEE802_11_RADIO", "vlan and tcp[0xab] == 0xcd"}, {"IEEE802_11_RADIO", "vlan 1 and ip"},
+	{"PRISM", "vlan and vlan and udp"}, {"PRISM", "vlan 100"},
+	{"IEEE802_11_RADIO_AVS", "vlan and ip6"}, {"IEEE802_11_RADIO_AVS", "vlan 9 and atalk"},
+	/* geneve behind 802.11 headers, relations on the inner packet */
+	{"IEEE802_11_RADIO", "geneve and tcp[0xab] == 0xcd"}, {"IEEE802_11", "geneve 5"},
+	{"PRISM", "vlan and geneve and ip[1] = 3"}, {"IEEE802_11_RADIO_AVS", "geneve"},
 	{"LINUX_SLL", "inbound"}, {"LINUX_SLL", "outbound and ip"}, {"LINUX_SLL2", "ifindex 3"},
 };
 
@@ -399,6 +410,16 @@ TEST(compile_link_errors)
 		{1, "decnet src 1", "invalid DECnet address"},
 		{1, "decnet host 1.2.3", "invalid DECnet address"},
 		{1, "decnet net 1.2", "'net'"},
+		/* libpcap 1.10.3 has no VLAN support there */
+		{192, "vlan", "no VLAN support"}, {10, "vlan 3", "no VLAN support"},
+		{6, "vlan and ip", "no VLAN support"}, {105, "vlan 4096", "out of range"},
+		/* libpcap 1.10.3 mixes up its scratch words for pppoes behind a radio header */
+		{127, "vlan and pppoes", "radio header"}, {119, "pppoes", "radio header"},
+		{192, "geneve", "variable-length"}, {117, "geneve 3", "variable-length"},
+		/* relations after geneve only where it matched on every path, once */
+		{127, "not geneve or tcp[0] = 1", "after 'geneve'"},
+		{1, "geneve and (geneve or ip[0] = 1)", "after 'geneve'"},
+		{1, "geneve and ether[0] = 1", "after 'geneve'"},
 	};
 	for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
 		struct bpfkit_compile_opts o = {.linktype = errs[i].dlt};
@@ -480,9 +501,6 @@ TEST(compile_link_corpus)
 				pkts_load(&ps[li], li);
 				loaded[li] = true;
 			}
-			/* not done yet (docs/compiler.md): vlan, geneve over 802.11 */
-			if (links[li].kind_wlan && (strstr(expr, "vlan") || strstr(expr, "geneve")))
-				continue;
 			long r = compare_expr(expr, links[li].dlt, &ps[li], &seed, why, sizeof why);
 			if (r == -1)
 				continue;   /* libpcap 1.10.3 refuses it too */
