@@ -778,6 +778,65 @@ static int host_net(struct gen *g, const struct parse_node *n, int t, int f)
 	return next;
 }
 
+/*
+ * gateway NAME (libpcap master's meaning, from its expected programs in the corpus;
+ * 1.10.3 refuses gateway in every build with IPv6): the packet goes to or comes from
+ * NAME's MAC address (/etc/ethers) and is an IPv4, ARP or RARP packet (only the one
+ * named by a proto qualifier) whose addresses are none of NAME's IPv4 addresses
+ * (/etc/hosts; IPv6 ones are ignored) - it was routed through NAME.  Other network
+ * protocols do not match.  Only on the link types where master allows it.
+ */
+static int gateway(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	static const int dlts[] = {1, 6, 10, 105, 119, 122, 127, 163, 192, 240, 241};
+	int proto = n->proto;
+	if (proto != 0 && proto != KW_IP && proto != KW_ARP && proto != KW_RARP)
+		fail(g, "'%s' is not a valid qualifier for 'gateway'", lex_keyword_name(proto));
+	if (n->dir)
+		fail(g, "a direction does not apply to 'gateway'");
+	const struct lex_token *id = n->id;
+	if (!id || id->kind != LEX_NAME)
+		fail(g, "'gateway' is not a valid qualifier for '%s'", id ? id->text : "");
+	bool ok = false;
+	for (size_t i = 0; i < sizeof dlts / sizeof dlts[0]; i++)
+		ok = ok || (int)g->cc->linktype == dlts[i];
+	if (!ok)
+		fail(g, "'gateway' not supported on %s", g->link->name);
+	if (g->e.kind != ENC_LINK)
+		fail(g, "'gateway' cannot be used within MPLS or PPPoE");
+	uint8_t mac[6];
+	if (names_ether(id->text, mac) != 0)
+		fail(g, "unknown Ethernet-like host '%s'", id->text);
+	if (g->cc->flags & BPFKIT_COMPILE_NO_HOST_LOOKUP)
+		fail(g, "host name '%s' not looked up (host lookups are disabled)", id->text);
+	uint32_t a4[64];
+	int n4 = names_host4(id->text, a4, 64);
+	if (n4 <= 0)
+		fail(g, "unknown host '%s'", id->text);
+	/* master's program: for ip, then arp, then rarp (or the one proto named), the
+	 * packet is of that protocol and none of the addresses is its source or
+	 * destination; a match or another protocol tries the next one */
+	static const struct {
+		int kw;
+		uint32_t etype, src, dst;
+	} ps[] = {{KW_IP, ETYPE_IP, 12, 16}, {KW_ARP, ETYPE_ARP, 14, 24},
+		  {KW_RARP, ETYPE_RARP, 14, 24}};
+	int alt = f;
+	for (int p = 2; p >= 0; p--) {
+		if (proto != 0 && proto != ps[p].kw)
+			continue;
+		int c = t;
+		for (int i = n4 - 1; i >= 0; i--) {
+			c = test(g, 4, (uint32_t)nl(g) + ps[p].dst, 0xffffffffu, LEX_EQ, a4[i],
+				 alt, c);
+			c = test(g, 4, (uint32_t)nl(g) + ps[p].src, 0xffffffffu, LEX_EQ, a4[i],
+				 alt, c);
+		}
+		alt = linktype(g, ps[p].etype, c, alt);
+	}
+	return ether_addr(g, 0, mac, alt, f);
+}
+
 /* ---- ISO (802.2 SAP 0xfe): CLNP, ES-IS, IS-IS ---- */
 
 /* Where libpcap reads the ISO network-layer protocol id: after the 3-byte LLC
@@ -1453,6 +1512,82 @@ static int geneve(struct gen *g, const struct parse_node *n, int t, int f)
 	return linktype(g, ETYPE_IP, c4, c6);
 }
 
+/*
+ * vxlan [VNI] (libpcap master; 1.10.3 has no vxlan): UDP to port 4789 over IPv4 (not a
+ * later fragment) or IPv6 (UDP as the first next header), the VXLAN flags byte exactly
+ * 0x08 (VNI valid), the VNI in bits 8-31 of the header's second word.  The inner packet
+ * is an Ethernet frame behind the 8-byte VXLAN header: M[CODEGEN_REG_GT] = its type
+ * field, M[CODEGEN_REG_GN] = its payload, as geneve_inner stores them.  No loads past
+ * the tests (master's offset code only does arithmetic).
+ */
+enum { VXLAN_PORT = 4789, VXLAN_FLAGS = 0x08 };
+
+static int vxlan_inner(struct gen *g, bool v4, int t)
+{
+	uint32_t base = (uint32_t)nl(g), k = base & ~CODEGEN_VAR_MASK;
+	int b = blk(g);
+	if (v4) {
+		codegen_link_ldx_iphl(g->fn, b, base);   /* X = IP header start + length */
+		st(g, b, BPFKIT_MISC | BPFKIT_TXA, 0);
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, k + 8 + 8 + 12);
+	} else if (base & CODEGEN_VAR_MASK) {
+		st(g, b, BPFKIT_LD | BPFKIT_MEM, codegen_link_reg(base));
+		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, k + 40 + 8 + 8 + 12);
+	} else {
+		st(g, b, BPFKIT_LD | BPFKIT_IMM, k + 40 + 8 + 8 + 12);
+	}
+	st(g, b, BPFKIT_ST, CODEGEN_REG_GT);
+	st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 2);
+	st(g, b, BPFKIT_ST, CODEGEN_REG_GN);
+	return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, 0, t, t);
+}
+
+/* IPv4: ldx iphl; ld size [x + UDP header + off]; and mask; jeq k */
+static int vxlan_v4_test(struct gen *g, int size, uint32_t off, uint32_t mask, uint32_t k,
+			 int t, int f)
+{
+	int b = blk(g);
+	codegen_link_ldx_iphl(g->fn, b, (uint32_t)nl(g));
+	st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(size),
+	   ((uint32_t)nl(g) + off) & ~CODEGEN_VAR_MASK);
+	if (mask != 0xffffffffu)
+		st(g, b, BPFKIT_ALU | BPFKIT_AND | BPFKIT_K, mask);
+	return jump(g, b, LEX_EQ, false, k, t, f);
+}
+
+static int vxlan(struct gen *g, const struct parse_node *n, int t, int f)
+{
+	if (g->e.kind != ENC_LINK)
+		fail(g, "'vxlan' is not supported inside other encapsulations");
+	/* as geneve: the payload-offset scratch words of those link types */
+	if (((uint32_t)nl(g) & (CODEGEN_VAR_PL | CODEGEN_VAR_HDR)) &&
+	    (g->link->kind != LT_WLAN || g->link->prefix == PFX_PPI))
+		fail(g, "'vxlan' is not supported on %s (variable-length link header)",
+		     g->link->name);
+	uint32_t vni = 0;
+	if (n->id) {
+		vni = number(g, n->id, "vxlan vni");
+		if (vni > 0xffffff)
+			fail(g, "VXLAN VNI %u greater than maximum 16777215", vni);
+	}
+	uint32_t base = (uint32_t)nl(g);
+	int c6 = vxlan_inner(g, false, t);
+	if (n->id)
+		c6 = test(g, 4, base + 40 + 8 + 4, 0xffffff00u, LEX_EQ, vni << 8, c6, f);
+	c6 = test(g, 1, base + 40 + 8, 0xffffffffu, LEX_EQ, VXLAN_FLAGS, c6, f);
+	c6 = test(g, 2, base + 40 + 2, 0xffffffffu, LEX_EQ, VXLAN_PORT, c6, f);
+	c6 = test(g, 1, base + 6, 0xffffffffu, LEX_EQ, IPP_UDP, c6, f);
+	c6 = linktype(g, ETYPE_IPV6, c6, f);
+	int c4 = vxlan_inner(g, true, t);
+	if (n->id)
+		c4 = vxlan_v4_test(g, 4, 8 + 4, 0xffffff00u, vni << 8, c4, c6);
+	c4 = vxlan_v4_test(g, 1, 8, 0xffffffffu, VXLAN_FLAGS, c4, c6);
+	c4 = test_x(g, 2, 2, LEX_EQ, VXLAN_PORT, c4, c6);
+	c4 = nofrag(g, c4, c6);
+	c4 = test(g, 1, base + 9, 0xffffffffu, LEX_EQ, IPP_UDP, c4, c6);
+	return linktype(g, ETYPE_IP, c4, c6);
+}
+
 static int pppoe(struct gen *g, const struct parse_node *n, int t, int f)
 {
 	if (g->e.kind != ENC_LINK)
@@ -1526,6 +1661,8 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 		return llc(g, n, t, f);
 	case KW_GENEVE:
 		return geneve(g, n, t, f);
+	case KW_VXLAN:
+		return vxlan(g, n, t, f);
 	case KW_BYTE: {
 		/* byte N op V: the byte at N of the link header.  As libpcap does, '&' and
 		 * '|' apply to the accumulator as it stands (nothing is loaded) and the
@@ -1593,7 +1730,7 @@ static int prim(struct gen *g, const struct parse_node *n, int t, int f)
 	case KW_PROTO: case KW_PROTOCHAIN:
 		return proto_prim(g, n, t, f);
 	case KW_GATEWAY:
-		fail(g, "'gateway' is not supported yet");
+		return gateway(g, n, t, f);
 	case 0: case KW_HOST: case KW_NET:
 		if (n->proto == KW_TCP || n->proto == KW_UDP || n->proto == KW_SCTP ||
 		    n->proto == KW_ICMP) {
@@ -1624,7 +1761,7 @@ static bool geneve_inner_arith(const struct parse_arith *a)
 static bool asserts_geneve(const struct parse_node *n)
 {
 	switch (n->kind) {
-	case PN_PRIM: return n->prim == KW_GENEVE;
+	case PN_PRIM: return n->prim == KW_GENEVE || n->prim == KW_VXLAN;
 	case PN_AND: return asserts_geneve(n->l) || asserts_geneve(n->r);
 	case PN_OR: return asserts_geneve(n->l) && asserts_geneve(n->r);
 	default: return false;
@@ -1647,7 +1784,7 @@ static bool geneve_inner_ok(struct gen *g, const struct parse_node *n)
 	switch (n->prim) {
 	case 0:
 		break;
-	case KW_GENEVE:
+	case KW_GENEVE: case KW_VXLAN:
 		return true;
 	case KW_BROADCAST: case KW_MULTICAST:
 		return n->proto == KW_IP || n->proto == KW_IP6;
@@ -1686,7 +1823,7 @@ static int gen(struct gen *g, const struct parse_node *n, int t, int f)
 		g->e = g->encs[n->seq];
 		g->at = n;
 		if (g->e.geneve && !geneve_inner_ok(g, n))
-			fail(g, "this primitive after 'geneve' (the inner packet) "
+			fail(g, "this primitive after 'geneve' or 'vxlan' (the inner packet) "
 			     "is not supported yet");
 		return n->kind == PN_REL ? relation(g, n, t, f) : prim(g, n, t, f);
 	}
@@ -1719,8 +1856,9 @@ static void encaps(struct gen *g, const struct parse_node *n, struct enc *cur)
 		cur->kind = ENC_MPLS;
 		cur->off_nl += 4;
 		break;
-	case KW_GENEVE:
-		/* the inner packet: Ethernet-like type field and payload (geneve_inner) */
+	case KW_GENEVE: case KW_VXLAN:
+		/* the inner packet: Ethernet-like type field and payload (geneve_inner,
+		 * vxlan_inner) */
 		cur->geneve++;
 		cur->lt = LT_ETHER;   /* libpcap: Ethernet's type tests, whatever the link */
 		cur->off_type = (int)CODEGEN_VAR_GT;

@@ -502,8 +502,10 @@ TEST(compile_link_corpus)
 				loaded[li] = true;
 			}
 			long r = compare_expr(expr, links[li].dlt, &ps[li], &seed, why, sizeof why);
-			if (r == -1)
-				continue;   /* libpcap 1.10.3 refuses it too */
+			/* libpcap 1.10.3 refuses it (bpfkit too, or a master-only primitive
+			 * such as vxlan: compile_vxlan_matches_master judges those) */
+			if (r < 0 && strncmp(why, "libpcap ok", 10) != 0)
+				continue;
 			rows[li]++;
 			agree[li] += r == 0;
 		}
