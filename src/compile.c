@@ -38,6 +38,17 @@ void *compile_alloc(struct compile_ctx *cc, size_t size)
  * The pipeline, as a list of calls.  The one setjmp of the compiler is here:
  * compile_error unwinds to it from anywhere in the front end.
  */
+/* True when every return of the program is `ret #0`: no packet can match. */
+static bool accepts_nothing(const struct bpfkit_prog *p)
+{
+	for (size_t i = 0; i < p->len; i++) {
+		uint16_t c = p->insns[i].code;
+		if (BPFKIT_CLASS(c) == BPFKIT_RET && (c != (BPFKIT_RET | BPFKIT_K) || p->insns[i].k))
+			return false;
+	}
+	return true;
+}
+
 static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 		       struct bpfkit_prog *out)
 {
@@ -69,8 +80,7 @@ static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 	 * an error, since it is almost certainly not what the user meant.  -O0
 	 * still emits it.
 	 */
-	if (cc->optimize >= 1 && out->len == 1 && out->insns[0].code == (BPFKIT_RET | BPFKIT_K) &&
-	    out->insns[0].k == 0) {
+	if (cc->optimize >= 1 && accepts_nothing(out)) {
 		bpfkit_prog_free(alloc, out);
 		error_at(cc->err, cc->err_line, 1, (int)strlen(cc->expr) > 0 ? (int)strlen(cc->expr) : 1,
 			 "expression rejects all packets");
