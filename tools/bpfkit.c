@@ -2109,8 +2109,9 @@ static const struct command commands[] = {
 	 "semantics: the program sees the captured bytes and the wire length); a\n"
 	 "packet matches when the program returns non-zero.  Matching packets are\n"
 	 "written whole, as tcpdump -w does, whatever length the program returns.\n"
-	 "Without a program or expression every packet matches.  Filter expressions\n"
-	 "need the compiler, which is not available yet: use -p.\n\n"
+	 "Without a program or expression every packet matches.  An EXPRESSION (words\n"
+	 "joined by spaces) is compiled for the capture's link type, once per link\n"
+	 "type of a pcapng file, or for -l LINKTYPE.\n\n"
 	 "options:\n"
 	 "  -r, --read IN          the capture (default, or -: standard input)\n"
 	 "  -w, --write OUT        write the matching packets to OUT (-: standard\n"
@@ -2119,10 +2120,11 @@ static const struct command commands[] = {
 	 "                         all went well\n"
 	 "  -c, --count            print the number of matching packets as the last\n"
 	 "                         line (implied without -w; on standard error with -w -)\n"
-	 "  -e, --engine ENGINE    engine to run (default fast; interp for a program the\n"
-	 "                         fast engine refuses)\n"
+	 "  -e, --engine ENGINE    engine to run (default: jit where available, else fast;\n"
+	 "                         interp for a program those refuse)\n"
 	 "  -l, --linktype TYPE    link type for compiling an expression (name or number)\n"
-	 "  -O LEVEL               optimisation level for compiling an expression\n"
+	 "  -O LEVEL               optimisation level for compiling an expression (0, 1,\n"
+	 "                         2; default 2)\n"
 	 "  -p, --program FILE     the program, in any format (- is standard input)\n\n"
 	 "A read error is reported as \"bpfkit: error: FILE: byte OFFSET: ...\" (exit 1).\n"
 	 "Progress goes to standard error once a second when it is a terminal.\n",
@@ -2221,7 +2223,7 @@ static int show_help(const struct command *cmd)
 		puts("\nengines (-e):");
 		for (size_t i = 0; i < NENGINES; i++)
 			printf("  %-9s %s%s\n", engines[i].name, engines[i].what,
-			       i == 0 ? " (default)" : "");
+			       i == 0 && cmd->run == cmd_run ? " (default)" : "");
 	}
 	if (cmd->sections & HELP_META) {
 		fputs("\nmetadata keys (--meta):", stdout);
