@@ -2015,8 +2015,8 @@ static int cmd_unavailable(const struct command *cmd, int argc, char **argv)
 {
 	if (wants_help(argc, argv))
 		return show_help(cmd);
-	fprintf(stderr, "bpfkit: %s: not implemented yet (coming with the filter compiler / "
-		"capture support)\n", cmd->name);
+	fprintf(stderr, "bpfkit: %s: not implemented yet (coming with the multi-filter "
+		"matcher)\n", cmd->name);
 	return EXIT_USAGE;
 }
 
@@ -2039,8 +2039,8 @@ static int cmd_help(const struct command *self, int argc, char **argv)
 }
 
 static const char *const not_yet =
-	"Not available yet in this version (coming with the filter compiler / capture\n"
-	"support): running it exits with status 2.\n";
+	"Not available yet in this version (coming with the multi-filter matcher):\n"
+	"running it exits with status 2.\n";
 
 static const struct command commands[] = {
 	{"help", cmd_help, "[COMMAND]", "show the commands, or one command's usage",
