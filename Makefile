@@ -44,7 +44,7 @@ LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progrea
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
-	tests/test_fuzz.o tests/randprog.o tests/test_pcapio.o tests/test_filter.o tests/test_gen.o \
+	tests/test_fuzz.o tests/randprog.o tests/packets.o tests/test_pcapio.o tests/test_filter.o tests/test_gen.o \
 	tests/test_compile.o tests/test_compile_link.o \
 	tests/test_engines.o tests/test_difftest.o tests/test_jit.o
 FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw \
@@ -68,7 +68,7 @@ FORCE:
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
 
 $(LIB_OBJS) $(TOOL_OBJS): $(HDRS)
-$(TEST_OBJS): $(HDRS) tests/harness.h tests/randprog.h
+$(TEST_OBJS): $(HDRS) tests/harness.h tests/randprog.h tests/packets.h
 
 libbpfkit.a: $(LIB_OBJS)
 	rm -f $@

@@ -16,9 +16,9 @@
 #define _DEFAULT_SOURCE 1 /* pcap.h needs u_int & co. */
 #include "harness.h"
 #include "internal.h"
+#include "packets.h"
 #include "randprog.h"
 
-#include <dirent.h>
 #include <pcap/pcap.h>
 #include <stdlib.h>
 
@@ -556,70 +556,13 @@ TEST(engine_random_linux)
 /* ------------------------------------------------------------------ */
 /* Real packets                                                        */
 
-struct packet {
-	uint8_t *data;
-	uint32_t caplen, wirelen;
-};
-
-struct packets {
-	struct packet *v;
-	size_t n, cap;
-};
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Up to per_file packets from every stride-th capture in dir. */
-static void load_packets(const char *dir, size_t stride, size_t per_file, struct packets *out)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *de;
-	size_t seen = 0;
-	while ((de = readdir(d)) != NULL) {
-		if (!has_suffix(de->d_name, ".pcap") && !has_suffix(de->d_name, ".pcapng"))
-			continue;
-		if (seen++ % stride)
-			continue;
-		char path[4096], errbuf[PCAP_ERRBUF_SIZE];
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		pcap_t *pc = pcap_open_offline(path, errbuf);
-		if (!pc)
-			continue;
-		struct pcap_pkthdr *hdr;
-		const u_char *data;
-		for (size_t got = 0; got < per_file && pcap_next_ex(pc, &hdr, &data) == 1; got++) {
-			if (out->n == out->cap) {
-				out->cap = out->cap ? 2 * out->cap : 256;
-				struct packet *nv = realloc(out->v, out->cap * sizeof *out->v);
-				if (!nv)
-					break;
-				out->v = nv;
-			}
-			struct packet *p = &out->v[out->n];
-			p->data = malloc(hdr->caplen ? hdr->caplen : 1);
-			if (!p->data)
-				break;
-			memcpy(p->data, data, hdr->caplen);
-			p->caplen = hdr->caplen;
-			p->wirelen = hdr->len;
-			out->n++;
-		}
-		pcap_close(pc);
-	}
-	closedir(d);
-}
 
 /* Random programs x real packets, cut around each load; also libpcap-compiled filters. */
 TEST(engine_real_packets)
 {
 	enum { PROGS = 3000, PKTS = 6, MAXLEN = 48 };
 	struct packets pk = {NULL, 0, 0};
-	load_packets(harness_shared_path("pcaps"), 6, 40, &pk);
+	packets_load(harness_shared_path("pcaps"), 100, 40, &pk);
 	if (pk.n == 0)
 		SKIP("no packets: %s is absent or unreadable", harness_shared_path("pcaps"));
 	struct bpfkit_insn prog[MAXLEN];
@@ -670,7 +613,5 @@ TEST(engine_real_packets)
 		CHECK_EQ(d.mismatches, 0);
 		CHECK_MSG(d.runs >= 50000, "[%s] only %zu runs", engines[e].name, d.runs);
 	}
-	for (size_t i = 0; i < pk.n; i++)
-		free(pk.v[i].data);
-	free(pk.v);
+	packets_free(&pk);
 }

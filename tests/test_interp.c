@@ -18,9 +18,9 @@
 #define _DEFAULT_SOURCE 1 /* pcap.h needs u_int & co. */
 #include "harness.h"
 #include "internal.h"
+#include "packets.h"
 #include "randprog.h"
 
-#include <dirent.h>
 #include <pcap/pcap.h>
 #include <stdlib.h>
 
@@ -887,84 +887,6 @@ TEST(interp_garbage_programs_are_safe)
 /* ------------------------------------------------------------------ */
 /* Differential: random valid programs on real packets vs libpcap      */
 
-struct packet {
-	uint8_t *data;
-	uint32_t caplen, wirelen;
-};
-
-struct packets {
-	struct packet *v;
-	size_t n, cap;
-};
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Up to per_file packets from each of up to max_files captures spread over dir. */
-static void load_packets(const char *dir, size_t max_files, size_t per_file, struct packets *out)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	char **names = NULL;
-	size_t nnames = 0, cap = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (!has_suffix(de->d_name, ".pcap") && !has_suffix(de->d_name, ".pcapng"))
-			continue;
-		if (nnames == cap) {
-			cap = cap ? 2 * cap : 64;
-			char **nn = realloc(names, cap * sizeof *names);
-			if (!nn)
-				break;
-			names = nn;
-		}
-		names[nnames] = strdup(de->d_name);
-		if (names[nnames])
-			nnames++;
-	}
-	closedir(d);
-	qsort(names, nnames, sizeof *names, cmp_names);
-	size_t stride = nnames > max_files ? nnames / max_files : 1;
-	for (size_t i = 0; i < nnames; i += stride) {
-		char path[4096], errbuf[PCAP_ERRBUF_SIZE];
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		pcap_t *pc = pcap_open_offline(path, errbuf);
-		if (!pc)
-			continue;
-		struct pcap_pkthdr *hdr;
-		const u_char *data;
-		for (size_t got = 0; got < per_file && pcap_next_ex(pc, &hdr, &data) == 1; got++) {
-			if (out->n == out->cap) {
-				out->cap = out->cap ? 2 * out->cap : 256;
-				struct packet *nv = realloc(out->v, out->cap * sizeof *out->v);
-				if (!nv)
-					break;
-				out->v = nv;
-			}
-			struct packet *p = &out->v[out->n];
-			p->data = malloc(hdr->caplen ? hdr->caplen : 1);
-			if (!p->data)
-				break;
-			memcpy(p->data, data, hdr->caplen);
-			p->caplen = hdr->caplen;
-			p->wirelen = hdr->len;
-			out->n++;
-		}
-		pcap_close(pc);
-	}
-	for (size_t i = 0; i < nnames; i++)
-		free(names[i]);
-	free(names);
-}
 
 /* Caplens worth trying for prog on a packet of len bytes: 0, 1, len, and around loads. */
 static size_t pick_caplens(const struct bpfkit_insn *prog, size_t n, uint32_t len,
@@ -1000,7 +922,7 @@ TEST(interp_random_vs_libpcap)
 {
 	enum { PROGS = 2500, PKTS_PER_PROG = 8, MAXCAPS = 8, MAXLEN = 48 };
 	struct packets pk = {NULL, 0, 0};
-	load_packets(harness_shared_path("pcaps"), 80, 48, &pk);
+	packets_load(harness_shared_path("pcaps"), 80, 48, &pk);
 	if (pk.n == 0)
 		SKIP("no packets: %s is absent or unreadable", harness_shared_path("pcaps"));
 
@@ -1037,7 +959,5 @@ TEST(interp_random_vs_libpcap)
 		}
 	}
 	CHECK_MSG(runs >= 50000, "only %zu runs", runs);
-	for (size_t i = 0; i < pk.n; i++)
-		free(pk.v[i].data);
-	free(pk.v);
+	packets_free(&pk);
 }
