@@ -95,7 +95,7 @@ static void jit_release(void *h)
 }
 #endif
 
-/* Later engines (jit) add a row here. */
+/* One row per engine under test; the reference interpreter is the oracle. */
 static const struct engine engines[] = {
 	{"fast", true, fast_prepare, fast_run, fast_release},
 #if defined(__x86_64__) && defined(__unix__) && !defined(__ILP32__)
