@@ -40,7 +40,8 @@ BK_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progread.o \
 	src/validate.o src/interp.o src/pcapio.o src/gen.o \
 	src/lex.o src/parse.o src/codegen.o src/ir.o src/emit.o src/compile.o src/linktype.o \
-	src/names.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o
+	src/names.o src/opt.o src/opt_val.o src/opt_thread.o src/opt_vn.o \
+	src/opt_dce.o src/opt_merge.o src/opt_pullup.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
@@ -52,7 +53,7 @@ FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing 
 FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
 	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \
 	fuzz/replay-read_json fuzz/replay-read_raw fuzz/replay-engines fuzz/replay-compile
-HDRS = include/bpfkit.h src/internal.h src/opcodes.h src/proto.h src/fast_body.h .build-flags
+HDRS = include/bpfkit.h src/internal.h src/opt.h src/opcodes.h src/proto.h src/fast_body.h .build-flags
 
 all: libbpfkit.a libbpfkit.so bpfkit
 

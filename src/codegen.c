@@ -1234,13 +1234,29 @@ static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse
 		st(g, b, BPFKIT_ALU | BPFKIT_NEG, 0);
 		return;
 	case PA_LOAD:
-		arith(g, ac, b, a->l);
 		if ((load_base(g, a->proto) | (uint32_t)nl(g)) & CODEGEN_VAR_MASK) {
 			/* a length read from the packet: codegen_link.c */
+			arith(g, ac, b, a->l);
 			codegen_link_ind_load(g->fn, b, a->size, load_base(g, a->proto),
 					      load_needs_x(a->proto), (uint32_t)nl(g), ac->depth);
 			return;
 		}
+		if (a->l->kind == PA_NUM && a->l->num <= 0xffffffffu - 64 - load_base(g, a->proto)) {
+			/*
+			 * A constant index: the offset goes into the load (no sum can
+			 * wrap: the IPv4 header length is at most 60), so the load
+			 * reads the same bytes and fails on the same packets.
+			 */
+			uint32_t off = load_base(g, a->proto) + a->l->num;
+			if (load_needs_x(a->proto)) {
+				st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, (uint32_t)nl(g));
+				st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(a->size), off);
+			} else {
+				st(g, b, BPFKIT_LD | BPFKIT_ABS | ldsize(a->size), off);
+			}
+			return;
+		}
+		arith(g, ac, b, a->l);
 		if (load_needs_x(a->proto)) {
 			st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, (uint32_t)nl(g));
 			st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);

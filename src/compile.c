@@ -64,11 +64,8 @@ static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 	codegen_run(cc, ast, &fn);
 	if (ir_verify(&fn, cc->err) != 0)
 		goto fail;
-	if (cc->optimize >= 1) {
-		ir_pass_fold(&fn);
-		if (ir_verify(&fn, cc->err) != 0)
-			goto fail;
-	}
+	if (opt_run(&fn, cc->optimize, alloc, cc->dump_pass, cc->dump, cc->err) != 0)
+		goto fail;
 	if (emit_run(&fn, alloc, out, cc->err) != 0)
 		goto fail;
 	if (bpfkit_validate(out->insns, out->len, BPFKIT_VALIDATE_PCAP, cc->err) != 0) {

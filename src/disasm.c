@@ -204,6 +204,21 @@ static void asm_number(struct mem_buf *b, uint32_t k)
 		mem_buf_printf(b, "0x%x", (unsigned)k);
 }
 
+static void asm_insn(struct mem_buf *b, const struct bpfkit_insn *insns, size_t n, size_t i);
+
+void fmt_asm_stmt(struct mem_buf *b, const struct bpfkit_insn *in)
+{
+	const struct opcode_info *o = opcode_lookup(in->code);
+	if (o && BPFKIT_CLASS(in->code) == BPFKIT_JMP) {
+		if (BPFKIT_SRC(in->code) == BPFKIT_X)
+			mem_buf_printf(b, "%s x", o->mnem);
+		else
+			mem_buf_printf(b, "%s #0x%x", o->mnem, (unsigned)in->k);
+		return;
+	}
+	asm_insn(b, in, 1, 0);
+}
+
 /* One instruction's text, without label or newline. */
 static void asm_insn(struct mem_buf *b, const struct bpfkit_insn *insns, size_t n, size_t i)
 {

@@ -119,6 +119,8 @@ const struct anc_info *opcode_anc_by_name(const char *name, size_t len);
 
 /* True when the listing (tcpdump -d) of insns reads back to the same program. */
 bool fmt_listing_exact(const struct bpfkit_insn *insns, size_t n);
+/* One statement or branch in bpf_asm syntax (branches without targets). */
+void fmt_asm_stmt(struct mem_buf *b, const struct bpfkit_insn *in);
 /* libpcap's listing name for ancillary offset off (after SKF_AD_OFF), or NULL. */
 const char *fmt_listing_anc(uint32_t off);
 
@@ -127,6 +129,8 @@ const char *fmt_listing_anc(uint32_t off);
 #include <setjmp.h>
 struct compile_ctx {
 	struct mem_arena arena;       /* tokens, AST, IR: freed in one call */
+	const char *dump_pass;        /* --dump-ir: the pass after which to dump, or NULL */
+	struct mem_buf *dump;         /* where the dump goes */
 	struct bpfkit_error *err;
 	jmp_buf fail;                 /* the one setjmp, in bpfkit_compile */
 	const char *expr;
@@ -293,15 +297,19 @@ int names_ether(const char *name, uint8_t mac[6]);
 /* A straight-line statement: any cBPF instruction except jumps and returns. */
 struct ir_stmt {
 	uint16_t code;
+	uint8_t flags;   /* IR_SAFE */
 	uint32_t k;
 };
+/* The statement cannot fail (no load past the packet, no division by zero). */
+#define IR_SAFE 0x1
 
-enum ir_term { IR_RET, IR_BRANCH };
+enum ir_term { IR_RET, IR_BRANCH, IR_JUMP };
 
 /*
  * A block: statements then one terminator.  IR_RET returns k; IR_BRANCH
  * runs jcode (BPFKIT_JMP|JEQ/JGT/JGE/JSET|K/X) against k and continues at
- * succ[0] when true, succ[1] when false.  Blocks are indices into fn->blocks.
+ * succ[0] when true, succ[1] when false; IR_JUMP continues at succ[0].
+ * Blocks are indices into fn->blocks.
  */
 struct ir_block {
 	struct ir_stmt *stmts;
@@ -330,6 +338,20 @@ int ir_branch(struct ir_func *fn, int b, uint16_t jcode, uint32_t k, int t, int 
 int ir_verify(const struct ir_func *fn, struct bpfkit_error *err);
 /* Simple passes for -O1 and above: constant branches, unreachable blocks. */
 void ir_pass_fold(struct ir_func *fn);
+/* The blocks reachable from the entry, as text (--dump-ir). */
+void ir_dump(const struct ir_func *fn, struct mem_buf *out);
+
+/* ---- opt.c: the optimizer's pipeline (passes: opt_*.c, shared analysis: opt.h) ---- */
+
+/*
+ * Runs the passes of level (1 or 2) over fn.  When dump_pass names a pass
+ * ("codegen" is the input), the IR after it is appended to dump.  0, or -1
+ * with err set (out of memory, or an IR invariant broken by a pass).
+ */
+int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *alloc,
+	    const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
+/* The pass names, for --dump-ir: NULL-terminated. */
+extern const char *const opt_pass_names[];
 
 /* ---- emit.c: IR -> cBPF ---- */
 

@@ -61,7 +61,7 @@ void ir_stmt_add(struct ir_func *fn, int bi, uint16_t code, uint32_t k)
 		b->stmts = v;
 		b->cap = cap;
 	}
-	b->stmts[b->nstmts++] = (struct ir_stmt){code, k};
+	b->stmts[b->nstmts++] = (struct ir_stmt){.code = code, .k = k};
 }
 
 int ir_ret(struct ir_func *fn, uint32_t k)
@@ -105,8 +105,8 @@ static int visit(const struct ir_func *fn, int b, uint8_t *state, struct bpfkit_
 	}
 	state[b] = 1;
 	const struct ir_block *blk = &fn->blocks[b];
-	if (blk->term == IR_BRANCH)
-		for (int i = 0; i < 2; i++)
+	int nsucc = blk->term == IR_BRANCH ? 2 : blk->term == IR_JUMP ? 1 : 0;
+	for (int i = 0; i < nsucc; i++)
 			if (visit(fn, blk->succ[i], state, err) != 0)
 				return -1;
 	state[b] = 2;
@@ -133,6 +133,13 @@ int ir_verify(const struct ir_func *fn, struct bpfkit_error *err)
 			}
 		if (b->term == IR_RET)
 			continue;
+		if (b->term == IR_JUMP) {
+			if (b->succ[0] < 0 || b->succ[0] >= fn->nblocks) {
+				error_set(err, "IR: block %d jump target out of range", i);
+				return -1;
+			}
+			continue;
+		}
 		uint16_t c = b->jcode;
 		if (BPFKIT_CLASS(c) != BPFKIT_JMP || BPFKIT_OP(c) == BPFKIT_JA || !opcode_lookup(c)) {
 			error_set(err, "IR: block %d branch has code %#x", i, c);
@@ -186,8 +193,8 @@ static int thread(const struct ir_func *fn, int b)
 		int o = known_outcome(blk);
 		if (o >= 0)
 			b = blk->succ[o ? 0 : 1];
-		else if (blk->term == IR_BRANCH && blk->succ[0] == blk->succ[1] &&
-			 blk->nstmts == 0)
+		else if (((blk->term == IR_BRANCH && blk->succ[0] == blk->succ[1]) ||
+			  blk->term == IR_JUMP) && blk->nstmts == 0)
 			b = blk->succ[0];
 		else
 			break;
@@ -206,8 +213,64 @@ void ir_pass_fold(struct ir_func *fn)
 	fn->entry = thread(fn, fn->entry);
 	for (int i = 0; i < fn->nblocks; i++) {
 		struct ir_block *b = &fn->blocks[i];
-		if (b->term == IR_BRANCH)
-			for (int s = 0; s < 2; s++)
-				b->succ[s] = thread(fn, b->succ[s]);
+		int nsucc = b->term == IR_BRANCH ? 2 : b->term == IR_JUMP ? 1 : 0;
+		for (int s = 0; s < nsucc; s++)
+			b->succ[s] = thread(fn, b->succ[s]);
 	}
+}
+
+static void dump_block(const struct ir_func *fn, int i, struct mem_buf *out)
+{
+	const struct ir_block *b = &fn->blocks[i];
+	mem_buf_printf(out, "b%d:\n", i);
+	for (int s = 0; s < b->nstmts; s++) {
+		struct bpfkit_insn in = {b->stmts[s].code, 0, 0, b->stmts[s].k};
+		mem_buf_puts(out, "\t");
+		fmt_asm_stmt(out, &in);
+		mem_buf_puts(out, b->stmts[s].flags & IR_SAFE ? "\t; safe\n" : "\n");
+	}
+	if (b->term == IR_RET) {
+		mem_buf_printf(out, "\tret #%u\n", b->k);
+	} else if (b->term == IR_JUMP) {
+		mem_buf_printf(out, "\tgoto b%d\n", b->succ[0]);
+	} else {
+		struct bpfkit_insn in = {b->jcode, 0, 0, b->k};
+		mem_buf_puts(out, "\t");
+		fmt_asm_stmt(out, &in);
+		mem_buf_printf(out, " -> b%d, b%d\n", b->succ[0], b->succ[1]);
+	}
+}
+
+void ir_dump(const struct ir_func *fn, struct mem_buf *out)
+{
+	if (fn->entry < 0)
+		return;
+	/* reachable blocks in index order */
+	uint8_t *seen = mem_alloc(fn->arena->alloc, (size_t)fn->nblocks);
+	int *stack = mem_alloc_array(fn->arena->alloc, (size_t)fn->nblocks, sizeof *stack);
+	if (!seen || !stack) {
+		mem_free(fn->arena->alloc, seen);
+		mem_free(fn->arena->alloc, stack);
+		mem_buf_puts(out, "(out of memory)\n");
+		return;
+	}
+	memset(seen, 0, (size_t)fn->nblocks);
+	int sp = 0;
+	stack[sp++] = fn->entry;
+	seen[fn->entry] = 1;
+	while (sp) {
+		const struct ir_block *b = &fn->blocks[stack[--sp]];
+		int nsucc = b->term == IR_BRANCH ? 2 : b->term == IR_JUMP ? 1 : 0;
+		for (int s = 0; s < nsucc; s++)
+			if (!seen[b->succ[s]]) {
+				seen[b->succ[s]] = 1;
+				stack[sp++] = b->succ[s];
+			}
+	}
+	mem_buf_printf(out, "entry b%d\n", fn->entry);
+	for (int i = 0; i < fn->nblocks; i++)
+		if (seen[i])
+			dump_block(fn, i, out);
+	mem_free(fn->arena->alloc, seen);
+	mem_free(fn->arena->alloc, stack);
 }

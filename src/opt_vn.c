@@ -1,0 +1,116 @@
+/*
+ * opt_vn.c - value numbering across blocks: no load or computation is
+ * repeated on a path where its value is already in a register.
+ *
+ * A forward walk in topological order gives every statement the registers'
+ * value numbers on entry (the meet over all paths: a register whose paths
+ * disagree holds an opaque value).  Then, for each statement:
+ * - it goes when it writes only values its registers already hold (a load
+ *   whose value is in A was done on every path, so it cannot fail now);
+ * - a statement whose result is a known constant becomes `ld #k` / `ldx #k`;
+ * - a load of the value X holds becomes `txa` (of the value A holds: `tax`);
+ * - a branch on X when X is a known constant branches on the constant;
+ * - it is marked IR_SAFE when it cannot fail on any path (dce relies on it).
+ * Rewrites never change a register's value, so facts computed before a
+ * rewrite stay true after it.
+ */
+#include "opt.h"
+
+#include <string.h>
+
+static bool is_load(uint16_t c)
+{
+	int cls = BPFKIT_CLASS(c);
+	return cls == BPFKIT_LD || cls == BPFKIT_LDX;
+}
+
+static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
+{
+	struct opt_walk w;
+	if (opt_walk_init(&w, fn, al, false) != 0)
+		return -1;
+	for (int i = 0; i < w.n; i++) {
+		int b = w.order[i];
+		struct ir_block *blk = &fn->blocks[b];
+		struct opt_ctx ctx;
+		if (!opt_walk_take(&w, b, &ctx)) {
+			/* not reached by a feasible path: say nothing is safe */
+			for (int s = 0; s < blk->nstmts; s++)
+				blk->stmts[s].flags &= (uint8_t)~IR_SAFE;
+			continue;
+		}
+		int o = 0;
+		for (int s = 0; s < blk->nstmts; s++) {
+			struct ir_stmt *st = &blk->stmts[s];
+			struct opt_state before = ctx.st;
+			int safe = opt_eval(&w.vals, al, &ctx.st, &ctx.facts, st, true);
+			struct ir_stmt ns = *st;
+			ns.flags = safe ? IR_SAFE : 0;
+			if (rewrite && safe) {
+				uint32_t defs = opt_defs(st);
+				bool same = true;
+				for (int r = 0; r < OPT_NREGS; r++)
+					if ((defs & OPT_REG_BIT(r)) && ctx.st.r[r] != before.r[r])
+						same = false;
+				if (same)
+					continue;   /* drop it */
+				uint32_t k;
+				int cls = BPFKIT_CLASS(st->code);
+				int dst = defs == OPT_REG_BIT(OPT_A) ? OPT_A
+					  : defs == OPT_REG_BIT(OPT_X) ? OPT_X : -1;
+				if (dst >= 0 && opt_is_const(&w.vals, ctx.st.r[dst], &k)) {
+					ns.code = dst == OPT_A ? BPFKIT_LD | BPFKIT_IMM
+							       : BPFKIT_LDX | BPFKIT_IMM;
+					ns.k = k;
+				} else if (dst == OPT_A && (is_load(st->code) || cls == BPFKIT_ALU) &&
+					   ctx.st.r[OPT_A] == before.r[OPT_X]) {
+					ns.code = BPFKIT_MISC | BPFKIT_TXA;
+					ns.k = 0;
+				} else if (dst == OPT_X && is_load(st->code) &&
+					   ctx.st.r[OPT_X] == before.r[OPT_A]) {
+					ns.code = BPFKIT_MISC | BPFKIT_TAX;
+					ns.k = 0;
+				}
+			}
+			blk->stmts[o++] = ns;
+		}
+		blk->nstmts = o;
+		if (blk->term == IR_RET || ctx.facts.dead) {
+			opt_facts_free(al, &ctx.facts);
+			continue;
+		}
+		int A = ctx.st.r[OPT_A], X = ctx.st.r[OPT_X];
+		uint32_t k;
+		if (rewrite && blk->term == IR_BRANCH && BPFKIT_SRC(blk->jcode) == BPFKIT_X &&
+		    opt_is_const(&w.vals, X, &k)) {
+			blk->jcode = (uint16_t)((blk->jcode & ~BPFKIT_X) | BPFKIT_K);
+			blk->k = k;
+		}
+		int ns = opt_nsucc(blk);
+		for (int s = 0; s < ns; s++) {
+			struct opt_ctx e = {.st = ctx.st, .set = true};
+			if (!opt_facts_copy(al, &e.facts, &ctx.facts))
+				e.facts.n = 0;
+			if (blk->term == IR_BRANCH)
+				opt_facts_learn(&w.vals, al, &e.facts, blk->jcode, blk->k, A, X,
+						s == 0);
+			opt_walk_send(&w, blk->succ[s], &e);
+		}
+		opt_facts_free(al, &ctx.facts);
+		if (w.vals.failed)
+			break;
+	}
+	int rc = w.vals.failed ? -1 : 0;
+	opt_walk_free(&w);
+	return rc;
+}
+
+int opt_pass_vn(struct ir_func *fn, const struct bpfkit_alloc *al)
+{
+	return walk(fn, al, true);
+}
+
+int opt_mark_safe(struct ir_func *fn, const struct bpfkit_alloc *al)
+{
+	return walk(fn, al, false);
+}
