@@ -480,6 +480,19 @@ struct bpfkit_compile_opts {
 BPFKIT_API int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
 			      struct bpfkit_prog *out, struct bpfkit_error *err);
 
+/*
+ * The optimizer's passes by name, NULL-terminated: "codegen" (the IR before
+ * any pass), then each pass of -O1/-O2 (docs/optimizer.md).
+ */
+BPFKIT_API const char *const *bpfkit_compile_passes(void);
+/*
+ * Compiles like bpfkit_compile and returns in *text (free with bpfkit_free)
+ * the IR after each run of the pass named pass, as text (bpfkit compile
+ * --dump-ir=PASS).  An unknown pass is an error.
+ */
+BPFKIT_API int bpfkit_compile_dump(const char *expr, const struct bpfkit_compile_opts *opts,
+				   const char *pass, char **text, struct bpfkit_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Engines                                                             */
 

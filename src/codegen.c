@@ -936,55 +936,54 @@ static void link_proto_range(struct gen *g, const struct lex_token *id)
 
 /*
  * protochain: libpcap walks the header chain with a backward jump, which no
- * validator mode accepts, so the walk is unrolled: PC_STEPS6 headers over IPv6
- * (enough for a full-size packet of real extension headers), PC_STEPS4 AH
- * headers over IPv4.  The walk's state (protocol, offset of the next header
- * from the network layer) lives in M[PC_PROTO] and M[PC_OFF]; the compare
- * blocks of one step share the A that the step's first block loads (the one
- * place a value crosses blocks).  Each step does libpcap's loads in libpcap's
- * order: IPv6 extension headers (hop-by-hop 0, routing 43, fragment 44,
- * destination options 60) add (len + 1) * 8; AH (51) sets the offset to
- * (len + 2) * 4 - from the network layer, not from the AH header, as libpcap
- * 1.10.3 does; 59 (no next header) or the wanted protocol end the walk.  A
- * longer chain (libpcap keeps walking; an AH loop can even walk forever) is
- * decided on the protocol reached after the last step.
+ * validator mode accepts, so the walk is unrolled: PC_STEPS6 headers over
+ * IPv6, PC_STEPS4 AH headers over IPv4.  The walk keeps the protocol in A
+ * and the offset of the header from the network layer in X from step to
+ * step (M[PC_OFF] holds the new offset while A loads the next protocol).
+ * A step: the wanted protocol accepts; IPv6 extension headers (hop-by-hop 0,
+ * routing 43, fragment 44, destination options 60) add (len + 1) * 8; AH
+ * (51) sets the offset to (len + 2) * 4 - from the network layer, not from
+ * the AH header, as libpcap 1.10.3 does; anything else (59, no next header,
+ * included) rejects.  A step loads the next protocol and the length byte of
+ * the header; both loads run on that path whatever their order, so a short
+ * packet is rejected as libpcap's walk rejects it.  A longer chain (libpcap
+ * keeps walking; an AH loop can even walk forever) is decided on the
+ * protocol reached after the last step.
  */
 #define PC_STEPS6 110
 #define PC_STEPS4 24
-enum { PC_PROTO = 14, PC_OFF = 15 };
+enum { PC_OFF = 15 };
 
 static int pc_goto(struct gen *g, int b, int to)
 {
-	return ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, 0, to, to);
+	ir_branch(g->fn, b, BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K, 0, to, to);
+	g->fn->blocks[b].term = IR_JUMP;
+	return b;
 }
 
-/* A == v (load: from M[PC_PROTO] first) */
-static int pc_is(struct gen *g, bool load, uint32_t v, int t, int f)
+/* A == v ? t : f, on the A the walk carries */
+static int pc_is(struct gen *g, uint32_t v, int t, int f)
 {
-	int b = blk(g);
-	if (load)
-		st(g, b, BPFKIT_LD | BPFKIT_MEM, PC_PROTO);
-	return jump(g, b, LEX_EQ, false, v, t, f);
+	return jump(g, blk(g), LEX_EQ, false, v, t, f);
 }
 
-/* One step over the header at M[PC_OFF]: next protocol, then the new offset. */
+/* One step over the header at X: A = its next protocol, X = the next offset. */
 static int pc_skip(struct gen *g, bool ah, int next)
 {
 	uint32_t base = (uint32_t)nl(g);
 	int b = blk(g);
-	st(g, b, BPFKIT_LDX | BPFKIT_MEM, PC_OFF);
-	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, base);
-	st(g, b, BPFKIT_ST, PC_PROTO);
 	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, base + 1);
 	if (ah) {
 		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 2);
-		st(g, b, BPFKIT_ALU | BPFKIT_MUL | BPFKIT_K, 4);
+		st(g, b, BPFKIT_ALU | BPFKIT_LSH | BPFKIT_K, 2);
 	} else {
 		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_K, 1);
-		st(g, b, BPFKIT_ALU | BPFKIT_MUL | BPFKIT_K, 8);
+		st(g, b, BPFKIT_ALU | BPFKIT_LSH | BPFKIT_K, 3);
 		st(g, b, BPFKIT_ALU | BPFKIT_ADD | BPFKIT_X, 0);
 	}
 	st(g, b, BPFKIT_ST, PC_OFF);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | BPFKIT_B, base);
+	st(g, b, BPFKIT_LDX | BPFKIT_MEM, PC_OFF);
 	return pc_goto(g, b, next);
 }
 
@@ -992,33 +991,25 @@ static int protochain(struct gen *g, bool v6, uint32_t v, int t, int f)
 {
 	if ((uint32_t)nl(g) & CODEGEN_VAR_MASK)
 		fail(g, "'protochain' not supported with variable length headers");
-	int step = pc_is(g, true, v, t, f);
+	int step = pc_is(g, v, t, f);   /* after the last step */
 	for (int i = 0; i < (v6 ? PC_STEPS6 : PC_STEPS4); i++) {
-		int c;
-		if (!v6) {
-			c = pc_is(g, false, IPP_AH, pc_skip(g, true, step), f);
-		} else {
-			/* 43 and 44: A - 43 <= 1 */
+		int c = pc_is(g, IPP_AH, pc_skip(g, true, step), f);
+		if (v6) {
 			int ext = pc_skip(g, false, step);
-			int b = blk(g);
-			st(g, b, BPFKIT_ALU | BPFKIT_SUB | BPFKIT_K, 43);
-			int rt = jump(g, b, LEX_GT, false, 1, f, ext);
-			c = pc_is(g, false, IPP_AH, pc_skip(g, true, step), rt);
-			c = pc_is(g, false, 60, ext, c);
-			c = pc_is(g, false, 0, ext, c);
+			c = pc_is(g, 44, ext, c);
+			c = pc_is(g, 43, ext, c);
+			c = pc_is(g, 60, ext, c);
+			c = pc_is(g, 0, ext, c);
 		}
-		c = pc_is(g, false, 59, f, c);
-		step = pc_is(g, true, v, t, c);
+		step = pc_is(g, v, t, c);
 	}
 	int b = blk(g);
 	uint32_t base = (uint32_t)nl(g);
 	st(g, b, BPFKIT_LD | BPFKIT_ABS | BPFKIT_B, base + (v6 ? 6 : 9));
-	st(g, b, BPFKIT_ST, PC_PROTO);
 	if (v6)
 		st(g, b, BPFKIT_LDX | BPFKIT_IMM, 40);
 	else
 		st(g, b, BPFKIT_LDX | BPFKIT_MSH | BPFKIT_B, base);
-	st(g, b, BPFKIT_STX, PC_OFF);
 	return linktype(g, v6 ? ETYPE_IPV6 : ETYPE_IP, pc_goto(g, b, step), f);
 }
 

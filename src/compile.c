@@ -90,8 +90,53 @@ fail:
 	return -1;
 }
 
+static int compile_with(const char *expr, const struct bpfkit_compile_opts *opts,
+			struct bpfkit_prog *out, const char *pass, struct mem_buf *dump,
+			struct bpfkit_error *err);
+
 int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
 		   struct bpfkit_prog *out, struct bpfkit_error *err)
+{
+	return compile_with(expr, opts, out, NULL, NULL, err);
+}
+
+const char *const *bpfkit_compile_passes(void)
+{
+	return opt_pass_names;
+}
+
+int bpfkit_compile_dump(const char *expr, const struct bpfkit_compile_opts *opts,
+			const char *pass, char **text, struct bpfkit_error *err)
+{
+	*text = NULL;
+	bool known = false;
+	for (int i = 0; pass && opt_pass_names[i]; i++)
+		known |= !strcmp(pass, opt_pass_names[i]);
+	if (!known) {
+		error_set(err, "unknown pass '%s'", pass ? pass : "");
+		return -1;
+	}
+	const struct bpfkit_alloc *alloc = opts ? opts->alloc : NULL;
+	struct mem_buf dump;
+	mem_buf_init(&dump, alloc);
+	struct bpfkit_prog prog;
+	int rc = compile_with(expr, opts, &prog, pass, &dump, err);
+	if (rc == 0)
+		bpfkit_prog_free(alloc, &prog);
+	if (rc == 0 && dump.len == 0)
+		mem_buf_printf(&dump, "; pass %s does not run at this optimization level\n", pass);
+	*text = rc == 0 ? mem_buf_take(&dump, NULL) : NULL;
+	if (rc == 0 && !*text) {
+		error_oom(err);
+		rc = -1;
+	}
+	mem_buf_free(&dump);
+	return rc;
+}
+
+static int compile_with(const char *expr, const struct bpfkit_compile_opts *opts,
+			struct bpfkit_prog *out, const char *pass, struct mem_buf *dump,
+			struct bpfkit_error *err)
 {
 	static const struct bpfkit_compile_opts defaults = {.linktype = 1, .optimize = 2};
 	if (!opts)
@@ -109,6 +154,8 @@ int bpfkit_compile(const char *expr, const struct bpfkit_compile_opts *opts,
 		.optimize = opts->optimize,
 		.flags = opts->flags,
 		.err_line = 1,
+		.dump_pass = pass,
+		.dump = dump,
 	};
 	mem_arena_init(&ctx.arena, opts->alloc);
 	return compile_run(&ctx, opts->alloc, out);

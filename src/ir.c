@@ -94,23 +94,46 @@ static bool stmt_code_ok(uint16_t code)
 	return cls != BPFKIT_JMP && cls != BPFKIT_RET;
 }
 
-/* Depth-first search for cycles: 0 unseen, 1 on the stack, 2 done. */
-static int visit(const struct ir_func *fn, int b, uint8_t *state, struct bpfkit_error *err)
+/*
+ * Depth-first search for cycles, iterative (filters can be very long):
+ * state 0 unseen, 1 on the stack, 2 done; stack holds (block, next successor).
+ */
+static int acyclic(const struct ir_func *fn, uint8_t *state, struct bpfkit_error *err)
 {
-	if (state[b] == 2)
-		return 0;
-	if (state[b] == 1) {
-		error_set(err, "IR: block %d is on a cycle", b);
+	const struct bpfkit_alloc *al = fn->arena->alloc;
+	int *stack = mem_alloc_array(al, (size_t)fn->nblocks * 2, sizeof *stack);
+	if (!stack) {
+		error_oom(err);
 		return -1;
 	}
-	state[b] = 1;
-	const struct ir_block *blk = &fn->blocks[b];
-	int nsucc = blk->term == IR_BRANCH ? 2 : blk->term == IR_JUMP ? 1 : 0;
-	for (int i = 0; i < nsucc; i++)
-			if (visit(fn, blk->succ[i], state, err) != 0)
-				return -1;
-	state[b] = 2;
-	return 0;
+	int sp = 0, rc = 0;
+	stack[sp++] = fn->entry;
+	stack[sp++] = 0;
+	state[fn->entry] = 1;
+	while (sp) {
+		int b = stack[sp - 2], next = stack[sp - 1];
+		const struct ir_block *blk = &fn->blocks[b];
+		int nsucc = blk->term == IR_BRANCH ? 2 : blk->term == IR_JUMP ? 1 : 0;
+		if (next == nsucc) {
+			state[b] = 2;
+			sp -= 2;
+			continue;
+		}
+		stack[sp - 1] = next + 1;
+		int s = blk->succ[next];
+		if (state[s] == 1) {
+			error_set(err, "IR: block %d is on a cycle", s);
+			rc = -1;
+			break;
+		}
+		if (state[s] == 0) {
+			state[s] = 1;
+			stack[sp++] = s;
+			stack[sp++] = 0;
+		}
+	}
+	mem_free(al, stack);
+	return rc;
 }
 
 int ir_verify(const struct ir_func *fn, struct bpfkit_error *err)
@@ -162,7 +185,7 @@ int ir_verify(const struct ir_func *fn, struct bpfkit_error *err)
 		}
 	}
 	memset(state, 0, (size_t)fn->nblocks);
-	int rc = visit(fn, fn->entry, state, err);
+	int rc = acyclic(fn, state, err);
 	if (state != stackbuf)
 		mem_free(none, state);
 	return rc;

@@ -66,6 +66,7 @@ struct opt_fact {
 	int v;
 	uint32_t lo, hi;     /* lo <= value <= hi */
 	uint32_t one, zero;  /* bits known set, known clear */
+	uint32_t any;        /* value & any != 0 (a jset that went true); 0: nothing known */
 	uint32_t ne[OPT_NE]; /* value is none of these */
 	uint8_t nne;
 	bool done;           /* OV_LOAD: the load has run (without running off the packet) */

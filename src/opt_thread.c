@@ -22,17 +22,21 @@
 
 #include <string.h>
 
-/* Hops one edge may take through decided blocks (the walk resumes at the stop). */
-#define MAX_HOPS 64
+/*
+ * Hops all edges together may take through decided blocks: a few hundred
+ * per block keeps the pass linear; past the budget edges stop where they
+ * are (sound, less optimized).
+ */
+#define HOPS_PER_BLOCK 256
 
 /*
  * Where an edge in state st with facts f (updated) really goes, starting at t.
  */
 static int thread_edge(struct opt_walk *w, int t, const struct opt_state *st,
-		       struct opt_facts *f)
+		       struct opt_facts *f, long *budget)
 {
 	struct ir_func *fn = w->fn;
-	for (int hop = 0; hop < MAX_HOPS && !f->dead; hop++) {
+	for (; *budget > 0 && !f->dead; --*budget) {
 		const struct ir_block *T = &fn->blocks[t];
 		if (T->term == IR_RET)
 			break;
@@ -72,6 +76,7 @@ int opt_pass_thread(struct ir_func *fn, const struct bpfkit_alloc *al)
 	struct opt_walk w;
 	if (opt_walk_init(&w, fn, al, true) != 0)
 		return -1;
+	long budget = (long)HOPS_PER_BLOCK * w.n + 4096;
 	for (int i = 0; i < w.n; i++) {
 		int b = w.order[i];
 		struct opt_ctx ctx;
@@ -102,7 +107,7 @@ int opt_pass_thread(struct ir_func *fn, const struct bpfkit_alloc *al)
 						s == 0);
 			int t = blk->succ[s];
 			if (!e.facts.dead)
-				t = thread_edge(&w, t, &ctx.st, &e.facts);
+				t = thread_edge(&w, t, &ctx.st, &e.facts, &budget);
 			blk->succ[s] = t;
 			opt_walk_send(&w, t, &e);
 		}

@@ -403,6 +403,7 @@ void opt_facts_meet(struct opt_facts *dst, const struct opt_facts *src)
 		r.hi = d->hi > s->hi ? d->hi : s->hi;
 		r.one = d->one & s->one;
 		r.zero = d->zero & s->zero;
+		r.any = d->any && s->any ? d->any | s->any : 0;
 		r.done = d->done && s->done;
 		r.nne = 0;
 		for (int j = 0; j < d->nne; j++)
@@ -430,7 +431,7 @@ static void settle(struct opt_facts *f, struct opt_fact *r)
 {
 	for (bool again = true; again;) {
 		again = false;
-		if (r->lo > r->hi || (r->one & r->zero)) {
+		if (r->lo > r->hi || (r->one & r->zero) || (r->any && !(r->any & ~r->zero))) {
 			f->dead = true;
 			return;
 		}
@@ -475,6 +476,10 @@ void opt_facts_learn(struct opt_vals *t, const struct bpfkit_alloc *al, struct o
 				f->dead = true;
 				return;
 			}
+			if (r->any && !(k & r->any)) {
+				f->dead = true;
+				return;
+			}
 			r->lo = r->hi = k;
 			r->one = k;
 			r->zero = ~k;
@@ -515,6 +520,8 @@ void opt_facts_learn(struct opt_vals *t, const struct bpfkit_alloc *al, struct o
 			r->one |= k;
 		else if ((k & ~r->zero) && !((k & ~r->zero) & ((k & ~r->zero) - 1)))
 			r->one |= k & ~r->zero;   /* one possible bit left: it is set */
+		else if (!r->any || __builtin_popcount(k & ~r->zero) < __builtin_popcount(r->any))
+			r->any = k & ~r->zero;    /* keep the narrower claim */
 		break;
 	}
 	settle(f, r);
@@ -539,19 +546,21 @@ int opt_decide(struct opt_vals *t, const struct opt_facts *f, uint16_t jcode, ui
 		k = c;
 	}
 	const struct opt_val *v = &t->v[a];
-	uint32_t lo = v->lo, hi = v->hi, one = 0, zero = v->zero;
+	uint32_t lo = v->lo, hi = v->hi, one = 0, zero = v->zero, any = 0;
 	const struct opt_fact *r = lookup(f, a);
 	if (r) {
 		lo = r->lo > lo ? r->lo : lo;
 		hi = r->hi < hi ? r->hi : hi;
 		one = r->one;
 		zero |= r->zero;
+		any = r->any;
 	}
 	switch (BPFKIT_OP(jcode)) {
 	case BPFKIT_JEQ:
 		if (lo == hi)
 			return lo == k;
-		if (k < lo || k > hi || (k & zero) || (~k & one) || (r && ne_has(r, k)))
+		if (k < lo || k > hi || (k & zero) || (~k & one) || (r && ne_has(r, k)) ||
+		    (any && !(k & any)))
 			return 0;
 		return -1;
 	case BPFKIT_JGT:
@@ -571,6 +580,8 @@ int opt_decide(struct opt_vals *t, const struct opt_facts *f, uint16_t jcode, ui
 			return 1;
 		if (!(k & ~zero))
 			return 0;
+		if (any && !(any & ~k))
+			return 1;   /* a bit of any is set, and all of any is in k */
 		if (lo == hi)
 			return (lo & k) != 0;
 		return -1;

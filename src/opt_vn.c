@@ -24,6 +24,43 @@ static bool is_load(uint16_t c)
 	return cls == BPFKIT_LD || cls == BPFKIT_LDX;
 }
 
+/*
+ * Drops runs of statements that end with every register as it was before
+ * them and cannot fail (`ld [30]; and #m` when A already holds [30] & m).
+ * Runs on a copy of the entry context; blocks are short, so the quadratic
+ * search is cheap (it gives up on long blocks).
+ */
+static void drop_round_trips(struct opt_walk *w, struct ir_block *blk, const struct opt_ctx *in)
+{
+	enum { MAXRUN = 32 };
+	if (blk->nstmts < 2 || blk->nstmts > MAXRUN)
+		return;
+	struct opt_state st[MAXRUN + 1];
+	bool safe[MAXRUN];
+	struct opt_facts f;
+	if (!opt_facts_copy(w->al, &f, &in->facts))
+		return;
+	st[0] = in->st;
+	for (int s = 0; s < blk->nstmts; s++) {
+		st[s + 1] = st[s];
+		safe[s] = opt_eval(&w->vals, w->al, &st[s + 1], &f, &blk->stmts[s], true) == 1;
+	}
+	opt_facts_free(w->al, &f);
+	int o = 0;
+	for (int i = 0; i < blk->nstmts;) {
+		int end = -1;
+		for (int j = i; j < blk->nstmts && safe[j]; j++)
+			if (!memcmp(&st[j + 1], &st[i], sizeof st[i]))
+				end = j;
+		if (end > i) {
+			i = end + 1;
+			continue;
+		}
+		blk->stmts[o++] = blk->stmts[i++];
+	}
+	blk->nstmts = o;
+}
+
 static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
 {
 	struct opt_walk w;
@@ -39,6 +76,8 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
 				blk->stmts[s].flags &= (uint8_t)~IR_SAFE;
 			continue;
 		}
+		if (rewrite)
+			drop_round_trips(&w, blk, &ctx);
 		int o = 0;
 		for (int s = 0; s < blk->nstmts; s++) {
 			struct ir_stmt *st = &blk->stmts[s];

@@ -1932,12 +1932,13 @@ static int cmd_compile(const struct command *cmd, int argc, char **argv)
 		{"snaplen", required_argument, NULL, 's'},
 		{"format", required_argument, NULL, 'f'},
 		{"output", required_argument, NULL, 'o'},
+		{"dump-ir", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	struct bpfkit_compile_opts opts = {.linktype = 1, .optimize = 2};
 	enum bpfkit_format fmt = BPFKIT_FMT_LISTING;
-	const char *out = NULL, *exprfile = NULL;
+	const char *out = NULL, *exprfile = NULL, *dump = NULL;
 	int c, rc;
 	uint32_t u;
 	reset_options();
@@ -1967,13 +1968,22 @@ static int cmd_compile(const struct command *cmd, int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case 'D': {
+			bool known = false;
+			for (const char *const *p = bpfkit_compile_passes(); *p; p++)
+				known |= !strcmp(*p, optarg);
+			if (!known)
+				return usage_error(cmd, "unknown pass '%s' for --dump-ir", optarg);
+			dump = optarg;
+			break;
+		}
 		case 'h':
 			return show_help(cmd);
 		default:
 			return EXIT_USAGE;
 		}
 	}
-	if ((rc = check_binary_to_tty(cmd, fmt, out)) != EXIT_OK)
+	if (!dump && (rc = check_binary_to_tty(cmd, fmt, out)) != EXIT_OK)
 		return rc;
 	struct input in = {.name = "<expression>"};
 	if (exprfile) {
@@ -1991,7 +2001,9 @@ static int cmd_compile(const struct command *cmd, int argc, char **argv)
 	}
 	struct bpfkit_prog prog = {NULL, 0};
 	struct bpfkit_error err;
-	if (bpfkit_compile(in.data, &opts, &prog, &err) != 0) {
+	char *ir = NULL;
+	if (dump ? bpfkit_compile_dump(in.data, &opts, dump, &ir, &err) != 0
+		 : bpfkit_compile(in.data, &opts, &prog, &err) != 0) {
 		if (err.column > 0) {
 			fprintf(stderr, "bpfkit: error: %d:%d: %s\n", err.line > 0 ? err.line : 1,
 				err.column, err.message);
@@ -2000,9 +2012,12 @@ static int cmd_compile(const struct command *cmd, int argc, char **argv)
 			fprintf(stderr, "bpfkit: error: %s\n", err.message);
 		}
 		rc = EXIT_INPUT;
+	} else if (dump) {
+		rc = write_output(out, ir, strlen(ir));
 	} else {
 		rc = emit_program(&in, &prog, fmt, out);
 	}
+	bpfkit_free(NULL, ir);
 	bpfkit_prog_free(NULL, &prog);
 	if (exprfile)
 		free_input(&in);
@@ -2091,16 +2106,22 @@ static const struct command commands[] = {
 	 HELP_ENGINES | HELP_META},
 	{"compile", cmd_compile,
 	 "[-l LINKTYPE] [-s SNAPLEN] [-O0|-O1|-O2] [-f FORMAT]\n"
-	 "                      [-F EXPRFILE] [-o OUT] [--] EXPRESSION...",
+	 "                      [-F EXPRFILE] [-o OUT] [--dump-ir PASS] [--] EXPRESSION...",
 	 "compile a filter expression",
 	 "Compiles a pcap-filter(7) expression into a classic BPF program with\n"
 	 "libpcap's meaning.  The words of EXPRESSION are joined by single spaces.\n\n"
 	 "  -l, --linktype TYPE    link type (name such as EN10MB, RAW, LINUX_SLL, or number)\n"
 	 "  -s, --snaplen N        value an accepting program returns (default 262144)\n"
-	 "  -O0, -O1, -O2          0: the straightforward program; 1, 2: simple folding\n"
+	 "  -O0, -O1, -O2          optimization (default -O2): 0 the straightforward\n"
+	 "                         program; 1 threading of decided branches, dead code,\n"
+	 "                         shared tails; 2 also value numbering and reordering\n"
+	 "                         of test chains (docs/optimizer.md)\n"
 	 "  -f, --format FORMAT    output format (default listing)\n"
 	 "  -F FILE                read the expression from FILE\n"
-	 "  -o, --output FILE      write to FILE instead of standard output\n", 0},
+	 "  -o, --output FILE      write to FILE instead of standard output\n"
+	 "      --dump-ir PASS     write the IR after each run of PASS instead of the\n"
+	 "                         program: codegen (before any pass), fold, thread,\n"
+	 "                         vn, pullup, dce or merge\n", 0},
 	{"filter", cmd_filter,
 	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-l LINKTYPE] [-O0]\n"
 	 "                     (-p PROGFILE | EXPRESSION...)",
