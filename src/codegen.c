@@ -1227,6 +1227,18 @@ static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse
 	case PA_LOAD:
 		if ((load_base(g, a->proto) | (uint32_t)nl(g)) & CODEGEN_VAR_MASK) {
 			/* a length read from the packet: codegen_link.c */
+			if (a->l->kind == PA_NUM && !load_needs_x(a->proto) &&
+			    !(load_base(g, a->proto) & CODEGEN_VAR_MASK) &&
+			    a->l->num <= 0xffffffffu - load_base(g, a->proto)) {
+				/*
+				 * A constant index on a fixed base is an absolute load.
+				 * (On a variable base it is not folded: the base may be
+				 * a 32-bit field of the packet, and index + X wraps
+				 * where [X + index] fails.)
+				 */
+				codegen_link_ld(g->fn, b, a->size, load_base(g, a->proto) + a->l->num);
+				return;
+			}
 			arith(g, ac, b, a->l);
 			codegen_link_ind_load(g->fn, b, a->size, load_base(g, a->proto),
 					      load_needs_x(a->proto), (uint32_t)nl(g), ac->depth);

@@ -49,6 +49,26 @@ int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al)
 		uint32_t l = 0;
 		for (int s = 0; s < opt_nsucc(b); s++)
 			l |= live[b->succ[s]];
+		/*
+		 * `and #m; jeq #0` is `jset #m` with the targets swapped (and
+		 * `and #m; jeq #m`, m one bit, is `jset #m`) when the masked A is
+		 * not read afterwards.
+		 */
+		if (b->term == IR_BRANCH && b->nstmts && !(l & OPT_REG_BIT(OPT_A)) &&
+		    b->jcode == (BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K) &&
+		    b->stmts[b->nstmts - 1].code == (BPFKIT_ALU | BPFKIT_AND | BPFKIT_K)) {
+			uint32_t m = b->stmts[b->nstmts - 1].k;
+			if (b->k == 0 || (b->k == m && m && !(m & (m - 1)))) {
+				if (b->k == 0) {
+					int t = b->succ[0];
+					b->succ[0] = b->succ[1];
+					b->succ[1] = t;
+				}
+				b->jcode = BPFKIT_JMP | BPFKIT_JSET | BPFKIT_K;
+				b->k = m;
+				b->nstmts--;
+			}
+		}
 		l |= opt_term_uses(b);
 		int o = b->nstmts;
 		uint64_t probe = 0;   /* farthest end of an absolute load later in the block */
