@@ -124,6 +124,24 @@ static int test_x(struct gen *g, int size, uint32_t off, int relop, uint32_t k, 
 	return jump(g, b, relop, false, k, t, f);
 }
 
+/*
+ * The same over IPv6 (a fixed 40-byte header): X = 40 and the load relative
+ * to X, so that the tests after it are the IPv4 ones, block for block, and
+ * the optimizer's tail merging shares them (the loads read the same bytes as
+ * [nl + 40 + off] and fail on the same packets).  With a variable network
+ * offset, the absolute load.
+ */
+static int test_x6(struct gen *g, int size, uint32_t off, int relop, uint32_t k, int t, int f)
+{
+	uint32_t nlo = (uint32_t)g->e.off_nl;
+	if (nlo & CODEGEN_VAR_MASK)
+		return test(g, size, nlo + 40 + off, 0xffffffffu, relop, k, t, f);
+	int b = blk(g);
+	st(g, b, BPFKIT_LDX | BPFKIT_IMM, 40);
+	st(g, b, BPFKIT_LD | BPFKIT_IND | ldsize(size), nlo + off);
+	return jump(g, b, relop, false, k, t, f);
+}
+
 /* ---- link-layer protocol checks ---- */
 
 static uint32_t host_u32(uint32_t v)
@@ -377,16 +395,15 @@ struct portspec {
 static int port_field(struct gen *g, bool v6, uint32_t off, const struct portspec *ps, int t,
 		      int f)
 {
-	if (!ps->range) {
+	if (!ps->range || ps->lo == ps->hi) {   /* lo <= port <= lo is port == lo */
 		if (v6)
-			return test(g, 2, (uint32_t)nl(g) + 40 + off, 0xffffffffu, LEX_EQ, ps->lo,
-				    t, f);
+			return test_x6(g, 2, off, LEX_EQ, ps->lo, t, f);
 		return test_x(g, 2, off, LEX_EQ, ps->lo, t, f);
 	}
 	int hi, lo;
 	if (v6) {
-		hi = test(g, 2, (uint32_t)nl(g) + 40 + off, 0xffffffffu, LEX_GT, ps->hi, f, t);
-		lo = test(g, 2, (uint32_t)nl(g) + 40 + off, 0xffffffffu, LEX_GE, ps->lo, hi, f);
+		hi = test_x6(g, 2, off, LEX_GT, ps->hi, f, t);
+		lo = test_x6(g, 2, off, LEX_GE, ps->lo, hi, f);
 	} else {
 		hi = test_x(g, 2, off, LEX_GT, ps->hi, f, t);
 		lo = test_x(g, 2, off, LEX_GE, ps->lo, hi, f);
