@@ -40,7 +40,7 @@ static int cmp_link(const void *x, const void *y)
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-/* The exit a block shares with its continuation; -1 when it is not a chain link. */
+/* A chain link may only load, compute and branch. */
 static bool pure_block(const struct ir_block *b)
 {
 	if (b->term != IR_BRANCH)
@@ -93,7 +93,8 @@ static int do_chain(struct opt_walk *w, int c1, int e, const struct opt_ctx *in,
 		int c = cont_of(blk, e);
 		if (c < 0 || !pure_block(blk) || (n > 0 && npred[b] != 1))
 			break;
-		buf[n++] = (struct link){.b = b, .idx = n};
+		buf[n] = (struct link){.b = b, .idx = n};
+		n++;
 		defs |= block_defs(blk);
 		b = blk->succ[c];
 		if (b == c1)
