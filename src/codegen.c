@@ -437,28 +437,32 @@ static int ports(struct gen *g, int proto, const struct portspec *ps, int t, int
 	} else if (proto != 0) {
 		fail(g, "'%s' modifier applied to port", lex_keyword_name(proto));
 	}
-	int v4 = f, v6 = f;
-	if (proto != KW_IP6) {
+	/*
+	 * libpcap tests IPv6 first.  The two alternatives exclude each other on
+	 * the link protocol both load first, so testing IPv4 first (the
+	 * commoner) gives every packet the same verdict, one test sooner.
+	 */
+	int v6 = f;
+	if (proto != KW_IP) {
 		int next = f;
+		for (int i = n - 1; i >= 0; i--) {
+			uint32_t p = transports[transport_row(list[i])].proto;
+			int pc = port_dir(g, true, ps, t, next);
+			next = test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ, p, pc, next);
+		}
+		v6 = linktype(g, ETYPE_IPV6, next, f);
+	}
+	if (proto != KW_IP6) {
+		int next = v6;
 		for (int i = n - 1; i >= 0; i--) {
 			uint32_t p = transports[transport_row(list[i])].proto;
 			int pc = port_dir(g, false, ps, t, next);
 			pc = nofrag(g, pc, next);
 			next = test(g, 1, (uint32_t)nl(g) + 9, 0xffffffffu, LEX_EQ, p, pc, next);
 		}
-		v4 = linktype(g, ETYPE_IP, next, f);
+		return linktype(g, ETYPE_IP, next, v6);
 	}
-	if (proto != KW_IP) {
-		int next = v4;
-		for (int i = n - 1; i >= 0; i--) {
-			uint32_t p = transports[transport_row(list[i])].proto;
-			int pc = port_dir(g, true, ps, t, next);
-			next = test(g, 1, (uint32_t)nl(g) + 6, 0xffffffffu, LEX_EQ, p, pc, next);
-		}
-		v6 = linktype(g, ETYPE_IPV6, next, v4);
-		return v6;
-	}
-	return v4;
+	return v6;
 }
 
 /* ---- DECnet addresses ---- */

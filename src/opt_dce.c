@@ -9,7 +9,8 @@
  * loads) - unless a load later in the same block reaches at least as far:
  * that one then fails on every packet the first would have failed on, and a
  * failure anywhere in a block has the same outcome (the run returns 0).  A branch whose two targets are one block becomes a jump.
- * Unreachable blocks are left in the array; nothing reaches them.
+ * A block from which every path returns 0 becomes `ret #0`, statements and
+ * all.  Unreachable blocks are left in the array; nothing reaches them.
  */
 #include "opt.h"
 
@@ -41,6 +42,23 @@ int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al)
 		mem_free(al, order);
 		mem_free(al, live);
 		return -1;
+	}
+	/*
+	 * A block from which every path returns 0 is `ret #0`: a load that
+	 * fails or a division by zero also returns 0, and nothing else a block
+	 * does can be seen.  (live[] holds 1 for such blocks during this sweep.)
+	 */
+	for (int i = n - 1; i >= 0; i--) {
+		struct ir_block *b = &fn->blocks[order[i]];
+		bool zero = b->term == IR_RET ? b->k == 0 : true;
+		for (int s = 0; s < opt_nsucc(b); s++)
+			zero = zero && live[b->succ[s]];
+		live[order[i]] = zero;
+		if (zero && b->term != IR_RET) {
+			b->term = IR_RET;
+			b->k = 0;
+			b->nstmts = 0;
+		}
 	}
 	for (int i = n - 1; i >= 0; i--) {
 		struct ir_block *b = &fn->blocks[order[i]];

@@ -29,8 +29,10 @@ static int skip_jumps(const struct ir_func *fn, int t)
 static uint64_t block_hash(const struct ir_block *b)
 {
 	uint64_t h = 0xcbf29ce484222325u ^ (uint64_t)b->term;
-	h = (h ^ b->jcode) * 0x100000001b3u;
-	h = (h ^ b->k) * 0x100000001b3u;
+	if (b->term == IR_BRANCH)
+		h = (h ^ b->jcode) * 0x100000001b3u;
+	if (b->term != IR_JUMP)
+		h = (h ^ b->k) * 0x100000001b3u;
 	for (int s = 0; s < opt_nsucc(b); s++)
 		h = (h ^ (uint32_t)b->succ[s]) * 0x100000001b3u;
 	for (int s = 0; s < b->nstmts; s++) {
@@ -42,7 +44,7 @@ static uint64_t block_hash(const struct ir_block *b)
 
 static bool block_same(const struct ir_block *x, const struct ir_block *y)
 {
-	if (x->term != y->term || x->nstmts != y->nstmts || x->k != y->k)
+	if (x->term != y->term || x->nstmts != y->nstmts || (x->term != IR_JUMP && x->k != y->k))
 		return false;
 	if (x->term == IR_BRANCH && (x->jcode != y->jcode || x->succ[1] != y->succ[1]))
 		return false;

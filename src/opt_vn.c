@@ -9,7 +9,8 @@
  *   whose value is in A was done on every path, so it cannot fail now);
  * - a statement whose result is a known constant becomes `ld #k` / `ldx #k`;
  * - a load of the value X holds becomes `txa` (of the value A holds: `tax`);
- * - a branch on X when X is a known constant branches on the constant;
+ * - an ALU operation or a branch on X when X is a known constant uses the
+ *   constant (not for shifts by 32 or more, whose meaning differs);
  * - it is marked IR_SAFE when it cannot fail on any path (dce relies on it).
  * Rewrites never change a register's value, so facts computed before a
  * rewrite stay true after it.
@@ -100,6 +101,16 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
 				if (dst >= 0 && opt_is_const(&w.vals, ctx.st.r[dst], &k)) {
 					ns.code = dst == OPT_A ? BPFKIT_LD | BPFKIT_IMM
 							       : BPFKIT_LDX | BPFKIT_IMM;
+					ns.k = k;
+				} else if (cls == BPFKIT_ALU && BPFKIT_SRC(st->code) == BPFKIT_X &&
+					   BPFKIT_OP(st->code) != BPFKIT_NEG &&
+					   opt_is_const(&w.vals, before.r[OPT_X], &k) &&
+					   (k || (BPFKIT_OP(st->code) != BPFKIT_DIV &&
+						  BPFKIT_OP(st->code) != BPFKIT_MOD)) &&
+					   (k < 32 || (BPFKIT_OP(st->code) != BPFKIT_LSH &&
+						       BPFKIT_OP(st->code) != BPFKIT_RSH))) {
+					/* op x with a known X: op #k (X may then die) */
+					ns.code = (uint16_t)((st->code & ~BPFKIT_X) | BPFKIT_K);
 					ns.k = k;
 				} else if (dst == OPT_A && (is_load(st->code) || cls == BPFKIT_ALU) &&
 					   ctx.st.r[OPT_A] == before.r[OPT_X]) {
