@@ -2,8 +2,9 @@
  * opt.c - the optimizer's pipeline, and the block orders and liveness its
  * passes share.
  *
- * -O1: fold, thread, dce, merge.  -O2 (the default) adds value numbering and
- * chain reordering, and runs the cleanup passes again after them.  Every pass
+ * -O1: fold, thread, dce, merge.  -O2 (the default) adds value numbering,
+ * chain reordering and bucketed equality chains, and runs the cleanup passes
+ * again after them.  Every pass
  * keeps the meaning of the program for every packet, short ones included
  * (docs/optimizer.md says why each is sound); ir_verify runs after each.
  */
@@ -151,10 +152,10 @@ void opt_walk_free(struct opt_walk *w)
 /* ---- the pipeline ---- */
 
 const char *const opt_pass_names[] = {
-	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", NULL,
+	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", "switch", NULL,
 };
 
-enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_END };
+enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_END };
 
 static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *al)
 {
@@ -165,6 +166,7 @@ static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *
 	case P_PULLUP: return opt_pass_pullup(fn, al);
 	case P_DCE: return opt_pass_dce(fn, al);
 	case P_MERGE: return opt_pass_merge(fn, al);
+	case P_SWITCH: return opt_pass_switch(fn, al);
 	case P_END: break;
 	}
 	return 0;
@@ -175,7 +177,7 @@ static const enum pass level1[] = {P_FOLD, P_THREAD, P_DCE, P_MERGE, P_END};
 static const enum pass level2[] = {
 	P_FOLD, P_THREAD, P_DCE, P_MERGE, P_PULLUP,
 	P_THREAD, P_VN, P_DCE, P_MERGE,
-	P_THREAD, P_VN, P_DCE, P_MERGE, P_END,
+	P_THREAD, P_VN, P_DCE, P_MERGE, P_SWITCH, P_END,
 };
 
 int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
