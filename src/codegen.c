@@ -1250,12 +1250,14 @@ static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse
 			/* a length read from the packet: codegen_link.c */
 			if (a->l->kind == PA_NUM && !load_needs_x(a->proto) &&
 			    !(load_base(g, a->proto) & CODEGEN_VAR_MASK) &&
-			    a->l->num <= 0xffffffffu - load_base(g, a->proto)) {
+			    load_base(g, a->proto) < 0x80000000u &&
+			    a->l->num < 0x80000000u - load_base(g, a->proto)) {
 				/*
-				 * A constant index on a fixed base is an absolute load.
-				 * (On a variable base it is not folded: the base may be
-				 * a 32-bit field of the packet, and index + X wraps
-				 * where [X + index] fails.)
+				 * A constant index on a fixed base is an absolute load
+				 * (below 2^31: far offsets mean Linux's ancillary
+				 * data).  On a variable base it is not folded: the base
+				 * may be a 32-bit field of the packet, and index + X
+				 * wraps where [X + index] fails.
 				 */
 				codegen_link_ld(g->fn, b, a->size, load_base(g, a->proto) + a->l->num);
 				return;
@@ -1265,7 +1267,8 @@ static void arith(struct gen *g, struct arith_ctx *ac, int b, const struct parse
 					      load_needs_x(a->proto), (uint32_t)nl(g), ac->depth);
 			return;
 		}
-		if (a->l->kind == PA_NUM && a->l->num <= 0xffffffffu - 64 - load_base(g, a->proto)) {
+		if (a->l->kind == PA_NUM && load_base(g, a->proto) < 0x80000000u &&
+		    a->l->num < 0x80000000u - 64 - load_base(g, a->proto)) {
 			/*
 			 * A constant index: the offset goes into the load (no sum can
 			 * wrap: the IPv4 header length is at most 60), so the load

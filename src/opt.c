@@ -155,7 +155,7 @@ const char *const opt_pass_names[] = {
 	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", "switch", NULL,
 };
 
-enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_END };
+enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_END, P_VNABS };
 
 static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *al)
 {
@@ -167,6 +167,7 @@ static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *
 	case P_DCE: return opt_pass_dce(fn, al);
 	case P_MERGE: return opt_pass_merge(fn, al);
 	case P_SWITCH: return opt_pass_switch(fn, al);
+	case P_VNABS: return opt_pass_vn_abs(fn, al);
 	case P_END: break;
 	}
 	return 0;
@@ -177,7 +178,7 @@ static const enum pass level1[] = {P_FOLD, P_THREAD, P_DCE, P_MERGE, P_END};
 static const enum pass level2[] = {
 	P_FOLD, P_THREAD, P_DCE, P_MERGE, P_PULLUP,
 	P_THREAD, P_VN, P_DCE, P_MERGE,
-	P_THREAD, P_VN, P_DCE, P_MERGE, P_SWITCH, P_END,
+	P_THREAD, P_VNABS, P_DCE, P_MERGE, P_SWITCH, P_END,
 };
 
 int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
@@ -197,7 +198,8 @@ int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
 		}
 		if (ir_verify(fn, err) != 0)
 			return -1;
-		if (dump_pass && !strcmp(dump_pass, opt_pass_names[list[i] + 1])) {
+		enum pass named = list[i] == P_VNABS ? P_VN : list[i];
+		if (dump_pass && !strcmp(dump_pass, opt_pass_names[named + 1])) {
 			mem_buf_printf(dump, "; after %s\n", dump_pass);
 			ir_dump(fn, dump);
 		}

@@ -157,6 +157,7 @@ int opt_mark_safe(struct ir_func *fn, const struct bpfkit_alloc *al);
 
 /* The passes; each returns 0, or -1 when out of memory (fn stays valid). */
 int opt_pass_vn(struct ir_func *fn, const struct bpfkit_alloc *al);
+int opt_pass_vn_abs(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_thread(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al);

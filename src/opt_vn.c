@@ -12,6 +12,10 @@
  * - an ALU operation or a branch on X when X is a known constant uses the
  *   constant (not for shifts by 32 or more, whose meaning differs);
  * - it is marked IR_SAFE when it cannot fail on any path (dce relies on it).
+ * The last run (opt_pass_vn_abs) also makes `ld [x + k]` with a known X
+ * the absolute load of the same bytes: the code generator writes IPv6
+ * transport loads relative to X = 40 so that tails can be shared with IPv4;
+ * where no tail was shared X is still known and the `ldx` then dies.
  * Rewrites never change a register's value, so facts computed before a
  * rewrite stay true after it.
  */
@@ -62,7 +66,7 @@ static void drop_round_trips(struct opt_walk *w, struct ir_block *blk, const str
 	blk->nstmts = o;
 }
 
-static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
+static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite, bool absolute)
 {
 	struct opt_walk w;
 	if (opt_walk_init(&w, fn, al, false) != 0)
@@ -122,6 +126,17 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
 					ns.k = 0;
 				}
 			}
+			uint32_t x;
+			if (absolute && is_load(ns.code) && BPFKIT_MODE(ns.code) == BPFKIT_IND &&
+			    opt_is_const(&w.vals, before.r[OPT_X], &x) && x < 0x80000000u &&
+			    ns.k < 0x80000000u - x) {
+				/*
+				 * [x + k] with a known X: the same bytes, absolute (below
+				 * 2^31: far offsets mean Linux's ancillary data)
+				 */
+				ns.code = (uint16_t)((ns.code & ~0xe0) | BPFKIT_ABS);
+				ns.k += x;
+			}
 			blk->stmts[o++] = ns;
 		}
 		blk->nstmts = o;
@@ -157,10 +172,15 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite)
 
 int opt_pass_vn(struct ir_func *fn, const struct bpfkit_alloc *al)
 {
-	return walk(fn, al, true);
+	return walk(fn, al, true, false);
+}
+
+int opt_pass_vn_abs(struct ir_func *fn, const struct bpfkit_alloc *al)
+{
+	return walk(fn, al, true, true);
 }
 
 int opt_mark_safe(struct ir_func *fn, const struct bpfkit_alloc *al)
 {
-	return walk(fn, al, false);
+	return walk(fn, al, false, false);
 }
