@@ -41,18 +41,21 @@ LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progrea
 	src/validate.o src/interp.o src/pcapio.o src/gen.o \
 	src/lex.o src/parse.o src/codegen.o src/ir.o src/emit.o src/compile.o src/linktype.o \
 	src/names.o src/opt.o src/opt_val.o src/opt_thread.o src/opt_vn.o \
-	src/opt_dce.o src/opt_merge.o src/opt_pullup.o src/opt_switch.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o
+	src/opt_dce.o src/opt_merge.o src/opt_pullup.o src/opt_switch.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o \
+	src/multi.o
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \
 	tests/test_kernel.o tests/test_interp.o tests/test_alloc.o tests/test_cli.o \
 	tests/test_fuzz.o tests/randprog.o tests/packets.o tests/test_pcapio.o tests/test_filter.o tests/test_gen.o \
 	tests/test_compile.o tests/test_compile_link.o \
-	tests/test_engines.o tests/test_difftest.o tests/test_jit.o
+	tests/test_engines.o tests/test_difftest.o tests/test_jit.o \
+	tests/test_optimize.o tests/exprgen.o tests/test_multi.o
 FUZZ_TARGETS = capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw \
-	engines compile
+	engines compile optimize multi
 FUZZ_REPLAYS = fuzz/replay-capture fuzz/replay-asm fuzz/replay-read_auto fuzz/replay-read_ddd \
 	fuzz/replay-read_iptables fuzz/replay-read_c fuzz/replay-read_listing \
-	fuzz/replay-read_json fuzz/replay-read_raw fuzz/replay-engines fuzz/replay-compile
+	fuzz/replay-read_json fuzz/replay-read_raw fuzz/replay-engines fuzz/replay-compile \
+	fuzz/replay-optimize fuzz/replay-multi
 HDRS = include/bpfkit.h src/internal.h src/opt.h src/opcodes.h src/proto.h src/fast_body.h .build-flags
 
 all: libbpfkit.a libbpfkit.so bpfkit
@@ -70,6 +73,7 @@ FORCE:
 
 $(LIB_OBJS) $(TOOL_OBJS): $(HDRS)
 $(TEST_OBJS): $(HDRS) tests/harness.h tests/randprog.h tests/packets.h
+tests/test_optimize.o tests/exprgen.o: tests/exprgen.h
 
 libbpfkit.a: $(LIB_OBJS)
 	rm -f $@
@@ -98,12 +102,15 @@ difftest: tests/difftest
 
 # Fuzz targets also build as plain programs that replay their corpus.
 $(FUZZ_REPLAYS): fuzz/replay.c fuzz/fuzz_asm.c fuzz/fuzz_read.c fuzz/fuzz_capture.c libbpfkit.a \
-		fuzz/fuzz_engines.c fuzz/fuzz_compile.c $(HDRS)
+		fuzz/fuzz_engines.c fuzz/fuzz_compile.c fuzz/fuzz_optimize.c tests/exprgen.c \
+		tests/exprgen.h fuzz/fuzz_multi.c $(HDRS)
 	t=`echo $@ | sed 's|fuzz/replay-||'`; \
 	case $$t in asm) src=fuzz/fuzz_asm.c; fmt=;; \
 	capture) src=fuzz/fuzz_capture.c; fmt=;; \
 	engines) src=fuzz/fuzz_engines.c; fmt=;; \
 	compile) src=fuzz/fuzz_compile.c; fmt=;; \
+	optimize) src='fuzz/fuzz_optimize.c tests/exprgen.c'; fmt=;; \
+	multi) src=fuzz/fuzz_multi.c; fmt=;; \
 	*) src=fuzz/fuzz_read.c; fmt="-DFUZZ_FORMAT=`echo $$t | sed 's/read_//'`";; esac; \
 	$(CC) $(BK_CFLAGS) $$fmt -o $@ fuzz/replay.c $$src libbpfkit.a
 
@@ -113,11 +120,19 @@ check: all tests/run tests/difftest $(FUZZ_REPLAYS)
 demo: bpfkit
 	sh tools/demo.sh
 
-bench: all bench/bench_interp
+bench: all bench/bench_interp bench/bench_opt bench/bench_multi
 	sh bench/run.sh
 
 bench/bench_interp: bench/bench_interp.c libbpfkit.a $(HDRS)
 	$(CC) $(BK_CFLAGS) -o $@ bench/bench_interp.c libbpfkit.a $(PCAP_LIBS) -lm
+
+# The optimizer's figures against libpcap (docs/optimizer-bench.md).
+bench/bench_opt: bench/bench_opt.c libbpfkit.a $(HDRS)
+	$(CC) $(BK_CFLAGS) -o $@ bench/bench_opt.c libbpfkit.a $(PCAP_LIBS) -lm
+
+# The multi-filter matcher against per-rule libpcap and JIT (docs/multi.md).
+bench/bench_multi: bench/bench_multi.c libbpfkit.a $(HDRS)
+	$(CC) $(BK_CFLAGS) -o $@ bench/bench_multi.c libbpfkit.a $(PCAP_LIBS)
 
 fuzz: FORCE
 	sh fuzz/run.sh $(FUZZ_TIME) $(FUZZ_CC)
@@ -136,5 +151,5 @@ install: all bpfkit.pc
 
 clean:
 	rm -f $(LIB_OBJS) $(TOOL_OBJS) $(TEST_OBJS) libbpfkit.a libbpfkit.so bpfkit bpfkit.pc \
-		tests/run tests/difftest bench/bench_interp $(FUZZ_REPLAYS) .build-flags .build-flags.new
+		tests/run tests/difftest bench/bench_interp bench/bench_opt bench/bench_multi $(FUZZ_REPLAYS) .build-flags .build-flags.new
 	rm -rf fuzz/bin bench/out

@@ -4,6 +4,8 @@
 #   engines-real.tsv  bench_interp on ../shared/pcaps/bench-real.pcap (skipped when absent)
 #   engines.svg       both as a bar chart (python3; skipped without it)
 #   filter.tsv        bench_filter.sh: whole-process bpfkit filter against tcpdump
+#   opt-*.tsv         bench_opt: the optimizer's sizes, executed instructions and compile
+#                     times against libpcap's (docs/optimizer-bench.md)
 # When pkg-config knows libdpdk (Debian: dpdk-dev), bench_interp is rebuilt here with
 # DPDK's JIT as the dpdk-jit row (the POSIX Makefile builds it without).
 # Timing, not testing: results vary with the machine; compare ratios measured in one run.
@@ -45,3 +47,12 @@ if command -v python3 >/dev/null 2>&1; then
 fi
 echo "== bpfkit filter vs tcpdump -w /dev/null, whole process (median of 7)" >&2
 sh bench/bench_filter.sh
+echo "== optimizer: bpfkit -O2 against libpcap's optimizer (docs/optimizer-bench.md)" >&2
+BPFKIT_SHARED=$SHARED ./bench/bench_opt -o bench/out
+echo "== multi-filter matcher vs every rule alone (libpcap, bpfkit jit); 10..100,000 rules" >&2
+./bench/bench_multi -n 100000 > bench/out/multi.tsv
+cat bench/out/multi.tsv
+if command -v python3 >/dev/null 2>&1; then
+	python3 bench/chart_multi.py bench/out/multi.tsv bench/out/multi.svg
+	echo "bench: chart in bench/out/multi.svg" >&2
+fi

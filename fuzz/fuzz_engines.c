@@ -3,7 +3,11 @@
  * as a plain corpus replayer with fuzz/replay.c).  The input is decoded into
  * a valid program and packets:
  *
- *   byte 0       flags: bit 0 Linux dialect (meta, ancillary loads)
+ *   byte 0       flags: bit 0 Linux dialect (meta, ancillary loads); bit 1
+ *                jeq chains: code bytes >= 0x80 become `jeq #k`, and each
+ *                run of `jeq #k` is linked into one chain
+ *                (each falls to the next, all jump to the first's target),
+ *                the port-list shape the engines compile as one set test
  *   then         instructions, 8 bytes each (code byte, jt, jf, k as 4 bytes,
  *                one spare byte), until a 0xff marker byte or the input runs
  *                out; each is made valid (see make_valid) and a return is
@@ -166,13 +170,14 @@ static void make_valid(struct bpfkit_insn *in, size_t i, size_t n, bool lnx, uin
 }
 
 /* The program (valid in pcap mode; see fix_memory for socket mode); *used: bytes read. */
-static size_t decode(const uint8_t *data, size_t size, bool lnx, struct bpfkit_insn *prog,
-		     size_t *used)
+static size_t decode(const uint8_t *data, size_t size, bool lnx, bool chains,
+		     struct bpfkit_insn *prog, size_t *used)
 {
 	size_t n = 0, pos = 0;
 	while (pos + 8 <= size && n < MAXINSNS - 1 && data[pos] != 0xff) {
 		const uint8_t *p = data + pos;
-		prog[n] = (struct bpfkit_insn){codes[p[0] % NCODES], p[1], p[2], rd32le(p + 3)};
+		uint16_t code = chains && (p[0] & 0x80) ? 0x15 : codes[p[0] % NCODES];
+		prog[n] = (struct bpfkit_insn){code, p[1], p[2], rd32le(p + 3)};
 		n++;
 		pos += 8;
 	}
@@ -184,6 +189,18 @@ static size_t decode(const uint8_t *data, size_t size, bool lnx, struct bpfkit_i
 		make_valid(&prog[i], i, n, lnx, data[j + 7]);
 	*used = pos;
 	return n;
+}
+
+/* Links each run of jeq #k into a chain (see the header); targets stay in range. */
+static void make_chains(struct bpfkit_insn *prog, size_t n)
+{
+	for (size_t i = 1; i + 1 < n; i++) {
+		struct bpfkit_insn *prev = &prog[i - 1], *in = &prog[i];
+		if (prev->code != 0x15 || in->code != 0x15 || prev->jt == 0)
+			continue;
+		prev->jf = 0;
+		in->jt = (uint8_t)(prev->jt - 1); /* i + 1 + jt == i - 1 + 1 + prev->jt */
+	}
 }
 
 /*
@@ -232,7 +249,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool lnx = data[0] & 1;
 	struct bpfkit_insn prog[MAXINSNS];
 	size_t used;
-	size_t n = decode(data + 1, size - 1, lnx, prog, &used);
+	size_t n = decode(data + 1, size - 1, lnx, (data[0] & 2) != 0, prog, &used);
+	if (data[0] & 2)
+		make_chains(prog, n);
 	if (lnx)
 		fix_memory(prog, n);
 	if (bpfkit_validate(prog, n, lnx ? BPFKIT_VALIDATE_SOCKET : BPFKIT_VALIDATE_PCAP, NULL))

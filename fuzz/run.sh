@@ -9,13 +9,15 @@ cc=${2:-clang}
 cd "$(dirname "$0")/.."
 mkdir -p fuzz/bin
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc"
-targets="capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw engines compile"
+targets="capture asm read_auto read_ddd read_iptables read_c read_listing read_json read_raw engines compile optimize multi"
 for t in $targets; do
 	case $t in
 	asm) src=fuzz/fuzz_asm.c; def= ;;
 	capture) src=fuzz/fuzz_capture.c; def= ;;
 	engines) src=fuzz/fuzz_engines.c; def= ;;
 	compile) src=fuzz/fuzz_compile.c; def= ;;
+	multi) src=fuzz/fuzz_multi.c; def= ;;
+	optimize) src="fuzz/fuzz_optimize.c tests/exprgen.c"; def= ;;
 	*) src=fuzz/fuzz_read.c; def="-DFUZZ_FORMAT=${t#read_}" ;;
 	esac
 	$cc $flags $def -D_DEFAULT_SOURCE -std=c11 -o fuzz/bin/fuzz-$t $src src/*.c

@@ -553,6 +553,71 @@ BPFKIT_API uint32_t bpfkit_jit_run(const struct bpfkit_jit *jit, const uint8_t *
 				   uint32_t caplen, uint32_t wirelen);
 BPFKIT_API void bpfkit_jit_free(struct bpfkit_jit *jit);
 
+/* ------------------------------------------------------------------ */
+/* Multi-filter matcher                                                */
+
+/*
+ * Many rules (compiled programs, libpcap dialect) matched at once
+ * (docs/multi.md): build once, then per packet get every rule whose program
+ * returns non-zero, exactly as running each program alone would.  Rules are
+ * numbered 0..n-1 in the order given.  The matcher indexes the header fields
+ * the rules compare with constants and runs only the candidates' programs
+ * (and those it cannot index), on the engine the flags choose.  A built
+ * matcher is read-only: threads may share it, each with its own state.
+ */
+struct bpfkit_multi;
+struct bpfkit_multi_state;
+
+enum {
+	BPFKIT_MULTI_FAST = 0,   /* confirm candidates with the fast interpreter */
+	BPFKIT_MULTI_JIT = 1,    /* the JIT where it takes the program, else fast */
+	BPFKIT_MULTI_INTERP = 2, /* the reference interpreter */
+	/* Flag: run every candidate's program, even one the matcher can decide from
+	 * the header fields it has read (for tests and comparisons). */
+	BPFKIT_MULTI_RUN_ALL = 8
+};
+
+struct bpfkit_multi_stats {
+	size_t rules;
+	size_t programs;          /* distinct programs (identical ones are run once) */
+	size_t residual_programs; /* programs with no index entry: run on every packet */
+	size_t residual_rules;    /* the rules they stand for */
+	size_t fields;            /* header fields evaluated per packet */
+	size_t entries;           /* (field value, program) index entries */
+	size_t jitted;            /* programs running as JIT code */
+	size_t bytes;             /* heap bytes held (JIT code pages not included) */
+	size_t decided;           /* programs decided from header fields, never run */
+};
+
+/*
+ * Builds a matcher from n programs.  A program that fails pcap-mode
+ * validation is an error: err->insn names the instruction and the message
+ * starts with "rule N: ".
+ */
+BPFKIT_API int bpfkit_multi_build(const struct bpfkit_prog *rules, size_t n, unsigned flags,
+				  const struct bpfkit_alloc *alloc, struct bpfkit_multi **out,
+				  struct bpfkit_error *err);
+BPFKIT_API void bpfkit_multi_free(struct bpfkit_multi *m);
+BPFKIT_API size_t bpfkit_multi_rules(const struct bpfkit_multi *m);
+BPFKIT_API void bpfkit_multi_stats(const struct bpfkit_multi *m, struct bpfkit_multi_stats *s);
+/* Per-thread scratch for matching with m (m must outlive it). */
+BPFKIT_API int bpfkit_multi_state_new(const struct bpfkit_multi *m,
+				      const struct bpfkit_alloc *alloc,
+				      struct bpfkit_multi_state **out, struct bpfkit_error *err);
+BPFKIT_API void bpfkit_multi_state_free(struct bpfkit_multi_state *st);
+/*
+ * Matches one packet (libpcap semantics: caplen bytes, wire length wirelen).
+ * Returns how many rules match; *ids (when ids is not NULL) receives their
+ * numbers in increasing order, valid until the next call with st.
+ */
+BPFKIT_API size_t bpfkit_multi_match(const struct bpfkit_multi *m, struct bpfkit_multi_state *st,
+				     const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
+				     const uint32_t **ids);
+/* The same into bitmap: (rules + 63) / 64 words, cleared, then bit i set for rule i. */
+BPFKIT_API size_t bpfkit_multi_match_bitmap(const struct bpfkit_multi *m,
+					    struct bpfkit_multi_state *st, const uint8_t *pkt,
+					    uint32_t caplen, uint32_t wirelen, uint64_t *bitmap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,9 +12,12 @@
  *      load in it (ld/ldh/ldb [k], ldxb 4*([k]&0xf)), and `known`, the
  *      length every path into the block has already checked; a block with
  *      need > known starts with one CHECK op (caplen < need: return 0) and
- *      its absolute loads then read without a check;
+ *      its absolute loads then read without a check (block 0's check is
+ *      made by run before the first dispatch: entry_need);
  *   4. emit: one op per instruction, specialised by size and operand, with
- *      a load followed by a conditional jump on #k fused into one op;
+ *      a load or `and #m` followed by a conditional jump on #k fused into
+ *      one op, `ldxb; ld? [x + k]; j?? #c` into one, and jeq chains (port
+ *      lists) into one set compare per two or four constants;
  *   5. link: jump targets become op pointers, threaded through `ja`.
  *
  * Why the merged check is exact: a block is straight-line code entered only
@@ -70,6 +73,8 @@
 	X(RET_K) X(RET_A) \
 	FAST_FUSED(X, LDW_ABS) FAST_FUSED(X, LDH_ABS) FAST_FUSED(X, LDB_ABS) \
 	FAST_FUSED(X, LDW_IND) FAST_FUSED(X, LDH_IND) FAST_FUSED(X, LDB_IND) \
+	FAST_FUSED(X, MSH_LDW) FAST_FUSED(X, MSH_LDH) FAST_FUSED(X, MSH_LDB) \
+	FAST_FUSED(X, AND_K) X(JEQ2) X(JEQ4_16) \
 	X(LDW_NET) X(LDH_NET) X(LDB_NET) X(LDX_MSH_NET) \
 	X(LDW_IND_LNX) X(LDH_IND_LNX) X(LDB_IND_LNX) \
 	X(LD_META) X(LD_NLA) X(LD_NLAN) X(LSH_X_LNX) X(RSH_X_LNX)
@@ -99,6 +104,7 @@ struct bpfkit_fast {
 	struct bpfkit_alloc alloc;  /* a copy of the caller's hook (fn NULL: libc) */
 	unsigned flags;
 	bool zero_mem;              /* the program reads M[]: start it at zero */
+	uint32_t entry_need;        /* the first block's CHECK, done before dispatch */
 	size_t nops;
 	struct fop ops[];
 };
@@ -297,6 +303,9 @@ struct prep {
 	uint32_t *target;    /* [2 * 2n]: jt, jf as instruction indexes, then op indexes */
 	size_t nops;
 	uint64_t *hoist;     /* [n]: a leader's need raised to its successors' (NEED_DROP) */
+	uint32_t entry_need; /* block 0's check, made by run before the first dispatch */
+	uint8_t *npred;      /* [n]: jumps and fall-throughs into each instruction (max 2) */
+	uint8_t *in_chain;   /* [n]: a non-head member of a jeq chain (emitted by its head) */
 };
 
 static bool is_jump(uint16_t code)
@@ -353,19 +362,33 @@ static uint64_t insn_need(const struct prep *p, size_t i)
 	return (uint64_t)off + (msh ? 1 : load_size(in->code));
 }
 
+static void add_pred(struct prep *p, size_t i)
+{
+	if (i < p->n && p->npred[i] < 2)
+		p->npred[i]++;
+}
+
 static void find_leaders(struct prep *p)
 {
 	memset(p->leader, 0, p->n + 1);
+	memset(p->npred, 0, p->n);
+	memset(p->in_chain, 0, p->n);
 	p->leader[0] = true;
 	for (size_t i = 0; i < p->n; i++) {
 		const struct bpfkit_insn *in = &p->insns[i];
 		if (is_jump(in->code)) {
 			if (BPFKIT_OP(in->code) == BPFKIT_JA) {
 				p->leader[i + 1 + in->k] = true;
+				add_pred(p, i + 1 + in->k);
 			} else {
 				p->leader[i + 1 + in->jt] = true;
 				p->leader[i + 1 + in->jf] = true;
+				add_pred(p, i + 1 + in->jt);
+				if (in->jf != in->jt)
+					add_pred(p, i + 1 + in->jf);
 			}
+		} else if (!is_ret(in->code)) {
+			add_pred(p, i + 1);
 		}
 		if (is_jump(in->code) || is_ret(in->code))
 			p->leader[i + 1] = true;
@@ -420,6 +443,7 @@ static int fused_op(enum fast_opcode ld, uint16_t jcode)
 	case FOP_LDW_IND: return FOP_LDW_IND_JEQ + cmp;
 	case FOP_LDH_IND: return FOP_LDH_IND_JEQ + cmp;
 	case FOP_LDB_IND: return FOP_LDB_IND_JEQ + cmp;
+	case FOP_AND_K: return FOP_AND_K_JEQ + cmp;
 	default: return -1;
 	}
 }
@@ -471,6 +495,80 @@ static void emit_abs(struct prep *p, const struct bpfkit_insn *in, enum fast_opc
 }
 
 /*
+ * A jeq chain: CHAIN_MIN or more `jeq #k` in a row on one A, all jumping to
+ * one target when equal, each falling to the next when not, the later ones
+ * entered only from the one before (a port list).  It becomes one op per
+ * four constants when all fit in 16 bits (JEQ4_16: k and k2 hold two each;
+ * A equals one of them only if A < 2^16 too), else per two (JEQ2): a
+ * quarter or half of the dispatches, with no loop, so the body needs no more
+ * registers.  A short last group repeats the chain's first constant.  The
+ * later members have no loads; a CHECK hoisted into them is only an early
+ * exit, so leaving it out keeps the result (their successors still check
+ * for themselves).  Each op's jf is the next op, the last one's the chain's.
+ */
+#define CHAIN_MIN 4
+
+static bool emit_chain(struct prep *p, size_t i)
+{
+	const struct bpfkit_insn *insns = p->insns;
+	const uint16_t jeq = BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K;
+	if (insns[i].jt == 0)
+		return false;
+	size_t target = i + 1 + insns[i].jt, m = 1;
+	while (i + m < p->n && insns[i + m - 1].jf == 0 && insns[i + m].code == jeq &&
+	       insns[i + m].jt != 0 && i + m + 1 + insns[i + m].jt == target &&
+	       p->npred[i + m] == 1)
+		m++;
+	if (m < CHAIN_MIN)
+		return false;
+	bool narrow = true;
+	for (size_t c = 0; c < m; c++)
+		narrow = narrow && insns[i + c].k <= 0xffff;
+	size_t per = narrow ? 4 : 2, last = i + m - 1;
+	for (size_t g = 0; g < m; g += per) {
+		uint32_t v[4];
+		for (size_t c = 0; c < per; c++)
+			v[c] = insns[g + c < m ? i + g + c : i].k;
+		/* The next group's first member stands for the next op (link_jumps). */
+		uint32_t jf = (uint32_t)(g + per < m ? i + g + per : last + 1 + insns[last].jf);
+		if (g > 0)
+			p->first_op[i + g] = (uint32_t)p->nops;
+		if (narrow)
+			add_op(p, FOP_JEQ4_16, v[0] | v[1] << 16, v[2] | v[3] << 16,
+			       (uint32_t)target, jf);
+		else
+			add_op(p, FOP_JEQ2, v[0], v[1], (uint32_t)target, jf);
+	}
+	for (size_t c = 1; c < m; c++)
+		p->in_chain[i + c] = 1;
+	return true;
+}
+
+/*
+ * `ldxb 4*([m]&0xf); ld? [x + k]; j?? #c` in one block (the pcap dialect's
+ * header-length idiom: `tcp port 80`'s ports) becomes one op when m and k
+ * fit in 16 bits: k holds m | k << 16, k2 the constant.  Returns false when
+ * the three instructions do not qualify.
+ */
+static bool fuse_msh(struct prep *p, size_t i, size_t end, uint32_t off)
+{
+	if (p->lnx || i + 2 >= end || off > 0xffff || p->insns[i + 1].k > 0xffff ||
+	    BPFKIT_CLASS(p->insns[i + 1].code) != BPFKIT_LD ||
+	    BPFKIT_MODE(p->insns[i + 1].code) != BPFKIT_IND)
+		return false;
+	const struct bpfkit_insn *ld = &p->insns[i + 1], *j = &p->insns[i + 2];
+	int f = fused_op(FOP_LDW_IND, j->code);
+	if (f < 0)
+		return false;
+	enum fast_opcode base = BPFKIT_SIZE(ld->code) == BPFKIT_W ? FOP_MSH_LDW_JEQ :
+				BPFKIT_SIZE(ld->code) == BPFKIT_H ? FOP_MSH_LDH_JEQ : FOP_MSH_LDB_JEQ;
+	const uint32_t next = (uint32_t)i + 3;
+	add_op(p, (enum fast_opcode)(base + (f - FOP_LDW_IND_JEQ)), off | ld->k << 16, j->k,
+	       next + j->jt, next + j->jf);
+	return true;
+}
+
+/*
  * Emits the ops of insns[i] (a block member whose loads are covered); returns
  * how many instructions it consumed (2 when it fused a load with the jump
  * after it).  The cases come from OPCODE_TABLE, so a new row without a case
@@ -515,10 +613,13 @@ dec_LD_B_IND:
 	goto fuse;
 dec_LDX_MSH: {
 	uint32_t off;
-	if (abs_offset(p, k, true, &off) > 0)
+	if (abs_offset(p, k, true, &off) > 0) {
+		if (fuse_msh(p, i, end, off))
+			return 3;
 		add_op(p, FOP_LDX_MSH, off, 0, 0, 0);
-	else
+	} else {
 		add_op(p, FOP_LDX_MSH_NET, k - BPFKIT_SKF_NET_OFF, 0, 0, 0);
+	}
 	return 1;
 }
 dec_LD_W_LEN: add_op(p, FOP_LD_LEN, 0, 0, 0, 0); return 1;
@@ -534,7 +635,10 @@ dec_SUB_K: add_op(p, FOP_SUB_K, k, 0, 0, 0); return 1;
 dec_MUL_K: add_op(p, FOP_MUL_K, k, 0, 0, 0); return 1;
 dec_DIV_K: add_op(p, FOP_DIV_K, k, 0, 0, 0); return 1;
 dec_OR_K: add_op(p, FOP_OR_K, k, 0, 0, 0); return 1;
-dec_AND_K: add_op(p, FOP_AND_K, k, 0, 0, 0); return 1;
+dec_AND_K:
+	add_op(p, FOP_AND_K, k, 0, 0, 0);
+	load = FOP_AND_K; /* `and #m; jeq #c`: a masked compare, fused the same way */
+	goto fuse;
 dec_LSH_K: add_op(p, FOP_LSH_K, k, 0, 0, 0); return 1;
 dec_RSH_K: add_op(p, FOP_RSH_K, k, 0, 0, 0); return 1;
 dec_MOD_K: add_op(p, FOP_MOD_K, k, 0, 0, 0); return 1;
@@ -551,7 +655,11 @@ dec_MOD_X: add_op(p, FOP_MOD_X, 0, 0, 0, 0); return 1;
 dec_XOR_X: add_op(p, FOP_XOR_X, 0, 0, 0, 0); return 1;
 dec_NEG: add_op(p, FOP_NEG, 0, 0, 0, 0); return 1;
 dec_JA: add_op(p, FOP_JA, 0, 0, next + k, 0); return 1;
-dec_JEQ_K: add_op(p, FOP_JEQ_K, k, 0, next + in->jt, next + in->jf); return 1;
+dec_JEQ_K:
+	if (emit_chain(p, i))
+		return 1;
+	add_op(p, FOP_JEQ_K, k, 0, next + in->jt, next + in->jf);
+	return 1;
 dec_JGT_K: add_op(p, FOP_JGT_K, k, 0, next + in->jt, next + in->jf); return 1;
 dec_JGE_K: add_op(p, FOP_JGE_K, k, 0, next + in->jt, next + in->jf); return 1;
 dec_JSET_K: add_op(p, FOP_JSET_K, k, 0, next + in->jt, next + in->jf); return 1;
@@ -565,7 +673,7 @@ dec_TAX: add_op(p, FOP_TAX, 0, 0, 0, 0); return 1;
 dec_TXA: add_op(p, FOP_TXA, 0, 0, 0, 0); return 1;
 
 fuse: {
-	/* A plain-offset (or pcap indirect) load, then a jump on #k in the same block. */
+	/* A plain-offset (or pcap indirect) load or an and, then a jump on #k in the block. */
 	size_t o = p->nops - 1;
 	if (i + 1 >= end || (p->code[o] != load))
 		return 1;
@@ -627,6 +735,10 @@ static void emit_blocks(struct prep *p)
 	p->known[0] = 0;
 	for (size_t s = 0; s < p->n;) {
 		size_t e = block_end(p, s);
+		if (p->in_chain[s]) { /* emitted by the chain's head */
+			s = e;
+			continue;
+		}
 		uint64_t need = 0, known = p->known[s] == UINT64_MAX ? 0 : p->known[s];
 		for (size_t i = s; i < e; i++)
 			need = max64(need, insn_need(p, i));
@@ -638,14 +750,21 @@ static void emit_blocks(struct prep *p)
 			s = e;
 			continue;
 		}
-		if (need > known)
+		if (need > known && s == 0)
+			p->entry_need = (uint32_t)need; /* only entered at the start */
+		else if (need > known)
 			add_op(p, FOP_CHECK, (uint32_t)need, 0, 0, 0);
 		uint64_t out = max64(known, need);
 		for (size_t i = s; i < e;)
 			i += emit_insn(p, i, e);
 		/* Successors learn what this block checked. */
 		const struct bpfkit_insn *last = &p->insns[e - 1];
-		if (is_jump(last->code)) {
+		if (p->code[p->nops - 1] == FOP_JEQ2 || p->code[p->nops - 1] == FOP_JEQ4_16) {
+			/* A chain: its ops jump to its target or to the last jeq's jf. */
+			size_t o = p->nops - 1;
+			p->known[p->target[2 * o]] = min64(p->known[p->target[2 * o]], out);
+			p->known[p->target[2 * o + 1]] = min64(p->known[p->target[2 * o + 1]], out);
+		} else if (is_jump(last->code)) {
 			size_t t = e, f = e;
 			if (BPFKIT_OP(last->code) == BPFKIT_JA) {
 				t = f = e + last->k;
@@ -667,7 +786,7 @@ static void link_jumps(struct prep *p)
 {
 	for (size_t o = 0; o < p->nops; o++) {
 		if (p->code[o] == FOP_JA || (p->code[o] >= FOP_JEQ_K && p->code[o] <= FOP_JSET_X) ||
-		    (p->code[o] >= FOP_LDW_ABS_JEQ && p->code[o] <= FOP_LDB_IND_JSET)) {
+		    (p->code[o] >= FOP_LDW_ABS_JEQ && p->code[o] <= FOP_JEQ4_16)) {
 			p->target[2 * o] = p->first_op[p->target[2 * o]];
 			if (p->code[o] != FOP_JA)
 				p->target[2 * o + 1] = p->first_op[p->target[2 * o + 1]];
@@ -714,7 +833,8 @@ BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, un
 		return -1;
 	}
 
-	struct prep p = {insns, n, lnx, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL};
+	struct prep p = {insns, n, lnx, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, 0,
+			 NULL, NULL};
 	size_t maxops = 2 * n;
 	struct bpfkit_fast *f = mem_alloc(alloc, sizeof *f + maxops * sizeof(struct fop));
 	p.leader = mem_alloc(alloc, n + 1);
@@ -723,8 +843,11 @@ BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, un
 	p.first_op = mem_alloc_array(alloc, n, sizeof *p.first_op);
 	p.code = mem_alloc_array(alloc, maxops, sizeof *p.code);
 	p.target = mem_alloc_array(alloc, maxops, 2 * sizeof *p.target);
+	p.npred = mem_alloc(alloc, n);
+	p.in_chain = mem_alloc(alloc, n);
 	int rc = -1;
-	if (!f || !p.leader || !p.known || !p.hoist || !p.first_op || !p.code || !p.target) {
+	if (!f || !p.leader || !p.known || !p.hoist || !p.first_op || !p.code || !p.target ||
+	    !p.npred || !p.in_chain) {
 		error_oom(err);
 		goto done;
 	}
@@ -758,6 +881,7 @@ BPFKIT_API int bpfkit_fast_prepare(const struct bpfkit_insn *insns, size_t n, un
 	f->alloc = alloc ? *alloc : (struct bpfkit_alloc){NULL, NULL};
 	f->flags = flags;
 	f->nops = p.nops;
+	f->entry_need = p.entry_need;
 	*out = f;
 	f = NULL;
 	rc = 0;
@@ -768,6 +892,8 @@ done:
 	mem_free(alloc, p.first_op);
 	mem_free(alloc, p.code);
 	mem_free(alloc, p.target);
+	mem_free(alloc, p.npred);
+	mem_free(alloc, p.in_chain);
 	mem_free(alloc, f);
 	return rc;
 }

@@ -36,6 +36,8 @@ static FAST_NOINLINE uint32_t FAST_EXEC(const struct bpfkit_fast *f, const uint8
 	const struct fop *pc = f->ops;
 	if (f->zero_mem)
 		memset(mem, 0, sizeof mem);
+	if (caplen < f->entry_need)
+		return 0;
 	DISPATCH();
 #if !FAST_THREADED
 dispatch:
@@ -152,6 +154,46 @@ dispatch:
 	FUSED_IND(LDH_IND, 2, rd16)
 	FUSED_IND(LDB_IND, 1, rd8)
 #undef FUSED_IND
+	/* ldxb 4*([m]&0xf) then a fused indirect load: k = m | (k of the load) << 16. */
+#define FUSED_MSH(LD, size, rd) \
+	OP(LD##_JEQ) \
+		x = (uint32_t)(pkt[pc->k & 0xffff] & 0xf) << 2; \
+		if ((uint64_t)x + (pc->k >> 16) + (size) > caplen) \
+			goto fail; \
+		a = rd(pkt + x + (pc->k >> 16)); \
+		BRANCH(a == pc->k2); \
+	OP(LD##_JGT) \
+		x = (uint32_t)(pkt[pc->k & 0xffff] & 0xf) << 2; \
+		if ((uint64_t)x + (pc->k >> 16) + (size) > caplen) \
+			goto fail; \
+		a = rd(pkt + x + (pc->k >> 16)); \
+		BRANCH(a > pc->k2); \
+	OP(LD##_JGE) \
+		x = (uint32_t)(pkt[pc->k & 0xffff] & 0xf) << 2; \
+		if ((uint64_t)x + (pc->k >> 16) + (size) > caplen) \
+			goto fail; \
+		a = rd(pkt + x + (pc->k >> 16)); \
+		BRANCH(a >= pc->k2); \
+	OP(LD##_JSET) \
+		x = (uint32_t)(pkt[pc->k & 0xffff] & 0xf) << 2; \
+		if ((uint64_t)x + (pc->k >> 16) + (size) > caplen) \
+			goto fail; \
+		a = rd(pkt + x + (pc->k >> 16)); \
+		BRANCH((a & pc->k2) != 0);
+	FUSED_MSH(MSH_LDW, 4, rd32)
+	FUSED_MSH(MSH_LDH, 2, rd16)
+	FUSED_MSH(MSH_LDB, 1, rd8)
+#undef FUSED_MSH
+	/* and #k then a jump on #k2. */
+	OP(AND_K_JEQ) a &= pc->k; BRANCH(a == pc->k2);
+	OP(AND_K_JGT) a &= pc->k; BRANCH(a > pc->k2);
+	OP(AND_K_JGE) a &= pc->k; BRANCH(a >= pc->k2);
+	OP(AND_K_JSET) a &= pc->k; BRANCH((a & pc->k2) != 0);
+	/* Jeq chains (fast.c, emit_chain): two constants, or four 16-bit ones, per op. */
+	OP(JEQ2) BRANCH((a == pc->k) | (a == pc->k2));
+	OP(JEQ4_16)
+		BRANCH((a == (pc->k & 0xffff)) | (a == pc->k >> 16) | (a == (pc->k2 & 0xffff)) |
+		       (a == pc->k2 >> 16));
 
 #if FAST_LINUX
 	/* Linux dialect: k is the offset after SKF_NET_OFF, or a meta field's. */

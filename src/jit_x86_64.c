@@ -24,8 +24,13 @@
  * - Every packet access is covered by a check made in 64-bit or 32-bit
  *   arithmetic that cannot wrap.
  * - Registers: A = eax, X = ecx, packet = rdi, caplen = rsi (zero-extended),
- *   wirelen = r9d, scratch r8, edx (div).  M[k] lives in the red zone at
- *   [rsp - 64 + 4k]: the code is a leaf and calls nothing.
+ *   wirelen = r9d, scratch r8, edx (div, chains), xmm0-2 (jeq chains).  M[k]
+ *   lives in the red zone at [rsp - 64 + 4k]: the code is a leaf and calls
+ *   nothing.  A and X are zeroed at entry only when read before written.
+ * - A load whose value only the next jump reads may compare in memory
+ *   against the byte-swapped constant (A is then dead, left stale).
+ * - Jeq chains compare in SSE2 registers against a constant pool after the
+ *   code (16-byte aligned, same pages, read only); never when blinding.
  * - With BPFKIT_JIT_BLIND, no 32-bit value taken from the program (k of any
  *   instruction, load extents) appears verbatim: each is emitted as k ^ r and
  *   an xor with r, r fresh per constant from a generator seeded by getrandom.
@@ -68,7 +73,9 @@ struct bpfkit_jit {
 
 enum {
 	I_REACH = 1 << 0,   /* some path from instruction 0 gets here */
-	I_LEADER = 1 << 1   /* first instruction of a basic block */
+	I_LEADER = 1 << 1,  /* first instruction of a basic block */
+	I_LIVE_A = 1 << 2,  /* some path from here reads A before writing it */
+	I_LIVE_X = 1 << 3   /* the same for X */
 };
 
 struct block {
@@ -89,8 +96,10 @@ struct analysis {
 	uint64_t *ind_check;    /* extent to check before an indirect load, 0: covered */
 	struct block *blocks;
 	size_t nblocks;
+	uint8_t *npred;         /* predecessors per instruction, saturating at 2 */
+	uint32_t *chain;        /* at the head of a jeq chain (emit_chain): its length */
 	uint16_t mem_read;      /* M[] cells some reachable instruction reads */
-	bool uses_len, uses_x, uses_ind;
+	bool uses_len, uses_ind;
 	bool defers;            /* some exit to ret #0 is deferred (see emit_branch) */
 };
 
@@ -149,6 +158,41 @@ static int successors(const struct bpfkit_insn *in, size_t pc, size_t out[2])
 	return 1;
 }
 
+/*
+ * A jeq chain: CHAIN_MIN or more `jeq #k` in a row on the same A, all
+ * jumping to one target T when equal and each falling to the next when not,
+ * entered only at its head, the others without a bounds check (a port list:
+ * `port 20 or port 21 or ...`).  emit_chain compares A with every constant
+ * at once in SSE2 registers: one branch instead of one per constant.
+ */
+#define CHAIN_MIN 6
+
+static bool is_jeq_k(const struct bpfkit_insn *in)
+{
+	return in->code == (BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K);
+}
+
+static void find_chains(struct analysis *an)
+{
+	const struct bpfkit_insn *insns = an->insns;
+	for (size_t pc = 0; pc < an->n; pc++) {
+		if (!(an->flags[pc] & I_REACH) || !is_jeq_k(&insns[pc]) || insns[pc].jt == 0)
+			continue;
+		size_t target = pc + 1 + insns[pc].jt, m = 1;
+		while (pc + m < an->n && insns[pc + m - 1].jf == 0) {
+			const struct bpfkit_insn *in = &insns[pc + m];
+			if (!is_jeq_k(in) || in->jt == 0 || pc + m + 1 + in->jt != target ||
+			    an->npred[pc + m] != 1 || an->blocks[an->block_of[pc + m]].check)
+				break;
+			m++;
+		}
+		if (m >= CHAIN_MIN) {
+			an->chain[pc] = (uint32_t)m;
+			pc += m - 1;
+		}
+	}
+}
+
 static void analyse(struct analysis *an)
 {
 	const struct bpfkit_insn *insns = an->insns;
@@ -162,8 +206,34 @@ static void analyse(struct analysis *an)
 		size_t s[2];
 		int ns = successors(&insns[pc], pc, s);
 		bool ends = (info(&insns[pc])->flags & (F_RET | F_JUMP | F_COND)) != 0;
-		for (int j = 0; j < ns; j++)
+		for (int j = 0; j < ns; j++) {
 			an->flags[s[j]] |= I_REACH | (ends ? I_LEADER : 0);
+			if (an->npred[s[j]] < 2)
+				an->npred[s[j]]++;
+		}
+	}
+
+	/*
+	 * Liveness of A and X at each instruction, backwards (jumps go
+	 * forward): the entry zeroes only a live register, and a load whose
+	 * value only a compare reads becomes a compare against memory.
+	 */
+	for (size_t pc = n; pc-- > 0;) {
+		size_t s[2];
+		unsigned f = info(&insns[pc])->flags;
+		int ns = successors(&insns[pc], pc, s);
+		uint8_t out = 0;
+		for (int j = 0; j < ns; j++)
+			out |= an->flags[s[j]] & (I_LIVE_A | I_LIVE_X);
+		if (f & F_WR_A)
+			out &= (uint8_t)~I_LIVE_A;
+		if (f & F_WR_X)
+			out &= (uint8_t)~I_LIVE_X;
+		if (f & F_RD_A)
+			out |= I_LIVE_A;
+		if (f & F_RD_X)
+			out |= I_LIVE_X;
+		an->flags[pc] |= out;
 	}
 
 	/* Blocks and what each needs of the packet. */
@@ -191,8 +261,6 @@ static void analyse(struct analysis *an)
 			an->mem_read |= (uint16_t)(1u << in->k);
 		if (o->operand == OPND_LEN)
 			an->uses_len = true;
-		if (o->flags & (F_RD_X | F_WR_X))
-			an->uses_x = true;
 		if (o->operand == OPND_IND)
 			an->uses_ind = true;
 		if ((o->flags & F_COND) && in->jt != in->jf && may_defer(n, pc) &&
@@ -250,6 +318,8 @@ static void analyse(struct analysis *an)
 		}
 	}
 
+	find_chains(an);
+
 	/*
 	 * Indirect loads: within a block, the loads between two writes of X
 	 * share one check, placed at the first of them, for the largest k + size.
@@ -302,6 +372,9 @@ struct emitter {
 	struct jump_site *sites;
 	size_t nsites, max_sites;
 	bool blind;
+	size_t took;             /* emit_insn also compiled this many instructions after pc */
+	size_t pool_prev;        /* offset of the constant pool in the previous pass */
+	size_t pool_next;        /* 16-byte slots of the pool handed out so far */
 	uint64_t rng[2];         /* xorshift128+ state for blinding values */
 };
 
@@ -659,6 +732,145 @@ static void emit_shift_x(struct emitter *e, enum shift op)
 	emit_rr(e, 0x0f43, false, REG_A, REG_TMP);          /* cmovae eax, tmp */
 }
 
+/*
+ * A load whose value only the conditional jump after it reads (A dead on
+ * both of its successors) becomes one compare of the packet bytes in memory
+ * against the constant in packet byte order: `ldh [12]; jeq #0x800` is
+ * `cmp word [pkt + 12], 0x0008`.  Equality and bit tests work on either
+ * byte order; order compares only on single bytes.  Returns false (nothing
+ * emitted) when the pair does not qualify; then the load is compiled alone.
+ */
+static bool emit_load_cmp(struct emitter *e, size_t pc, uint32_t size, bool ind)
+{
+	const struct analysis *an = e->an;
+	const struct bpfkit_insn *ld = &an->insns[pc], *j = &an->insns[pc + 1];
+	if (e->blind || ld->k > INT32_MAX || pc + 1 >= an->n || (an->flags[pc + 1] & I_LEADER))
+		return false;
+	if (!(info(j)->flags & F_COND) || BPFKIT_SRC(j->code) != BPFKIT_K || j->jt == j->jf)
+		return false;
+	size_t t = pc + 2 + j->jt, f = pc + 2 + j->jf;
+	if ((an->flags[t] | an->flags[f]) & I_LIVE_A)
+		return false;
+	uint32_t mask = size == 4 ? UINT32_MAX : size == 2 ? 0xffff : 0xff, v;
+	bool test = false;
+	enum cc cc;
+	switch (BPFKIT_OP(j->code)) {
+	case BPFKIT_JEQ:
+		if (j->k > mask)
+			return false;
+		cc = CC_E;
+		break;
+	case BPFKIT_JSET:
+		test = true;
+		cc = CC_NE;
+		break;
+	case BPFKIT_JGT:
+	case BPFKIT_JGE:
+		if (size != 1 || j->k > mask)
+			return false;
+		cc = BPFKIT_OP(j->code) == BPFKIT_JGT ? CC_A : CC_AE;
+		break;
+	default:
+		return false;
+	}
+	v = j->k & mask;
+	if (size == 4)
+		v = __builtin_bswap32(v);
+	else if (size == 2)
+		v = __builtin_bswap16((uint16_t)v);
+	int index = ind ? REG_X : -1;
+	if (size == 2)
+		put8(e, 0x66);
+	bool imm8 = size == 1 || (!test && (size == 2 ? fits8((int16_t)v) : fits8((int32_t)v)));
+	if (test)
+		emit_rm(e, size == 1 ? 0xf6 : 0xf7, false, 0, REG_PKT, index, (int32_t)ld->k);
+	else
+		emit_rm(e, size == 1 ? 0x80 : imm8 ? 0x83 : 0x81, false, ALU_CMP, REG_PKT, index,
+			(int32_t)ld->k);
+	if (imm8) {
+		put8(e, v & 0xff);
+	} else if (size == 2) {
+		put8(e, v & 0xff);
+		put8(e, v >> 8);
+	} else {
+		put32(e, v);
+	}
+	emit_branch(e, pc + 1, cc);
+	e->took = 1;
+	return true;
+}
+
+/* Slots of 4 constants (16 bytes) a chain of m takes in the pool. */
+static size_t chain_slots(size_t m)
+{
+	return (m + 3) / 4;
+}
+
+/* op xmm_reg, [rip + pool slot] (66 0F op /r, RIP-relative). */
+static void emit_xmm_pool(struct emitter *e, unsigned op, int xmm, size_t slot)
+{
+	put8(e, 0x66);
+	put8(e, 0x0f);
+	put8(e, op);
+	put8(e, (unsigned)(xmm & 7) << 3 | 5);
+	int64_t rel = (int64_t)(e->pool_prev + 16 * slot) - (int64_t)(e->pos + 4);
+	put32(e, (uint32_t)(int32_t)rel);
+}
+
+/* op xmm_reg, xmm_rm (66 0F op /r, registers). */
+static void emit_xmm_rr(struct emitter *e, unsigned op, int reg, int rm)
+{
+	put8(e, 0x66);
+	put8(e, 0x0f);
+	put8(e, op);
+	put8(e, 0xc0 | (unsigned)(reg & 7) << 3 | (rm & 7));
+}
+
+/*
+ * The jeq chain of m at pc (find_chains): A broadcast to the four lanes of
+ * xmm0, compared with four constants of the pool at a time, the results or-ed
+ * into xmm2; one branch to the chain's target when any lane matched, else on
+ * to the last jeq's jf.  Only SSE2 (every x86-64 has it); xmm0-2 are
+ * call-clobbered, the caller expects nothing of them.
+ */
+static void emit_chain(struct emitter *e, size_t pc, size_t m)
+{
+	const struct bpfkit_insn *last = &e->an->insns[pc + m - 1];
+	size_t slot = e->pool_next;
+	e->pool_next += chain_slots(m);
+	emit_xmm_rr(e, 0x6e, 0, REG_A);               /* movd xmm0, eax */
+	emit_xmm_rr(e, 0x70, 0, 0);                   /* pshufd xmm0, xmm0, 0 */
+	put8(e, 0);
+	for (size_t i = 0; i < chain_slots(m); i++) {
+		int dst = i == 0 ? 2 : 1;
+		emit_xmm_rr(e, 0x6f, dst, 0);         /* movdqa dst, xmm0 */
+		emit_xmm_pool(e, 0x76, dst, slot + i); /* pcmpeqd dst, [pool] */
+		if (i > 0)
+			emit_xmm_rr(e, 0xeb, 2, 1);   /* por xmm2, xmm1 */
+	}
+	emit_xmm_rr(e, 0xd7, RDX, 2);                 /* pmovmskb edx, xmm2 */
+	emit_rr(e, 0x85, false, RDX, RDX);            /* test edx, edx */
+	emit_goto(e, CC_NE, pc + m - 1, pc + m + last->jt);
+	emit_goto(e, CC_ALWAYS, pc + m - 1, pc + m + last->jf);
+	e->took = m - 1;
+}
+
+/* The pool after the code: each chain's constants, 4 to a slot, the last slot padded. */
+static void emit_pool(struct emitter *e)
+{
+	const struct analysis *an = e->an;
+	while (e->pos % 16)
+		put8(e, 0xcc);
+	e->pool_prev = e->pos;
+	for (size_t pc = 0; pc < an->n; pc++) {
+		size_t m = an->chain[pc];
+		if (!m || !(an->flags[pc] & I_REACH))
+			continue;
+		for (size_t i = 0; i < 4 * chain_slots(m); i++)
+			put32(e, an->insns[pc + (i < m ? i : 0)].k);
+	}
+}
+
 /* One instruction, preceded by the checks the analysis placed there. */
 static void emit_insn(struct emitter *e, size_t pc)
 {
@@ -680,6 +892,10 @@ static void emit_insn(struct emitter *e, size_t pc)
 		emit_goto(e, CC_ALWAYS, pc, pc + 1 + in->jt);
 		return;
 	}
+	if (an->chain[pc] && !e->blind) {
+		emit_chain(e, pc, an->chain[pc]);
+		return;
+	}
 
 	switch (in->code) {
 #define X(id, code, mnem, opnd, flags) case code: goto op_##id;
@@ -690,21 +906,33 @@ static void emit_insn(struct emitter *e, size_t pc)
 	}
 
 op_LD_W_ABS:
+	if (emit_load_cmp(e, pc, 4, false))
+		return;
 	emit_load(e, REG_A, k, 4, false);
 	return;
 op_LD_H_ABS:
+	if (emit_load_cmp(e, pc, 2, false))
+		return;
 	emit_load(e, REG_A, k, 2, false);
 	return;
 op_LD_B_ABS:
+	if (emit_load_cmp(e, pc, 1, false))
+		return;
 	emit_load(e, REG_A, k, 1, false);
 	return;
 op_LD_W_IND:
+	if (emit_load_cmp(e, pc, 4, true))
+		return;
 	emit_load(e, REG_A, k, 4, true);
 	return;
 op_LD_H_IND:
+	if (emit_load_cmp(e, pc, 2, true))
+		return;
 	emit_load(e, REG_A, k, 2, true);
 	return;
 op_LD_B_IND:
+	if (emit_load_cmp(e, pc, 1, true))
+		return;
 	emit_load(e, REG_A, k, 1, true);
 	return;
 op_LD_W_LEN:
@@ -879,18 +1107,20 @@ static void emit_program(struct emitter *e)
 	const struct analysis *an = e->an;
 	e->pos = 0;
 	e->nsites = 0;
+	e->pool_next = 0;
 	if (an->uses_ind)
 		emit_rr(e, 0x89, false, RSI, RSI);      /* mov esi, esi: zero-extend caplen */
 	if (an->uses_len)
 		emit_rr(e, 0x89, false, RDX, REG_LEN);  /* wirelen survives div's edx */
-	emit_rr(e, 0x31, false, REG_A, REG_A);
+	if (an->flags[0] & I_LIVE_A)
+		emit_rr(e, 0x31, false, REG_A, REG_A);
 	if (an->defers) {
 		put_rex(e, false, 0, 0, REG_KEEP);          /* mov keep, -1 */
 		put8(e, 0xb8 + (REG_KEEP & 7));
 		put32(e, UINT32_MAX);
 		emit_rr(e, 0x31, false, REG_ZERO, REG_ZERO);
 	}
-	if (an->uses_x)
+	if (an->flags[0] & I_LIVE_X)
 		emit_rr(e, 0x31, false, REG_X, REG_X);
 	if (an->mem_read) {
 		emit_rr(e, 0x31, false, REG_TMP, REG_TMP);
@@ -898,11 +1128,16 @@ static void emit_program(struct emitter *e)
 			if (an->mem_read & (1u << k))
 				emit_rm(e, 0x89, false, REG_TMP, RSP, -1, mem_disp(k));
 	}
-	for (size_t pc = 0; pc < an->n; pc++)
+	for (size_t pc = 0; pc < an->n; pc++) {
 		emit_insn(e, pc);
+		for (; e->took; e->took--)
+			e->label_cur[++pc] = e->pos;
+	}
 	e->label_cur[label_fail(e)] = e->pos;
 	emit_rr(e, 0x31, false, REG_A, REG_A);
 	put8(e, 0xc3);
+	if (e->pool_next)
+		emit_pool(e);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1035,12 +1270,16 @@ static int compile(const struct bpfkit_insn *insns, size_t n, unsigned flags,
 	an.block_of = mem_alloc_array(alloc, n, sizeof *an.block_of);
 	an.ind_check = mem_alloc_array(alloc, n, sizeof *an.ind_check);
 	an.blocks = mem_alloc_array(alloc, n, sizeof *an.blocks);
-	if (!an.flags || !an.block_of || !an.ind_check || !an.blocks) {
+	an.npred = mem_alloc(alloc, n);
+	an.chain = mem_alloc_array(alloc, n, sizeof *an.chain);
+	if (!an.flags || !an.block_of || !an.ind_check || !an.blocks || !an.npred || !an.chain) {
 		error_oom(err);
 		goto out;
 	}
 	memset(an.flags, 0, n * sizeof *an.flags);
 	memset(an.ind_check, 0, n * sizeof *an.ind_check);
+	memset(an.npred, 0, n);
+	memset(an.chain, 0, n * sizeof *an.chain);
 	analyse(&an);
 	rc = generate(jit, &an, (flags & BPFKIT_JIT_BLIND) != 0, alloc, err);
 out:
@@ -1048,6 +1287,8 @@ out:
 	mem_free(alloc, an.block_of);
 	mem_free(alloc, an.ind_check);
 	mem_free(alloc, an.blocks);
+	mem_free(alloc, an.npred);
+	mem_free(alloc, an.chain);
 	return rc;
 }
 

@@ -160,7 +160,9 @@ TEST(cli_help_and_version)
 	CHECK_CONTAINS(out, "seccomp");
 	free2(out, err);
 	CHECK_EQ(cli(&out, &err, "help multi"), 0);
-	CHECK_CONTAINS(out, "vailable yet");
+	CHECK_CONTAINS(out, "-f RULES");
+	CHECK_CONTAINS(out, "RULES has one rule per line");
+	CHECK(!strstr(out, "vailable yet"));
 	free2(out, err);
 	/* Every command has usage text, by either spelling. */
 	static const char *const cmds[] = {"asm", "disasm", "check", "run", "compile", "filter",
@@ -253,16 +255,26 @@ TEST(cli_engine_jit)
 	free2(out, err);
 }
 
+/* Every command is implemented now: multi with a missing rules file is bad input naming it. */
 TEST(cli_commands_not_implemented_yet)
 {
 	NEED_BIN();
-	static const char *const cmds[] = {"multi -f x"};
+	static const char *const cmds[] = {"multi -f /nonexistent/bpfkit-rules"};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		char *out, *err;
-		CHECK_EQ(cli(&out, &err, "%s", cmds[i]), 2);
-		CHECK_CONTAINS(err, "not implemented yet");
+		CHECK_EQ(cli(&out, &err, "%s </dev/null", cmds[i]), 1);
+		CHECK_CONTAINS(err, "bpfkit: error: ");
+		CHECK_CONTAINS(err, "/nonexistent/bpfkit-rules");
+		CHECK(!strstr(err, "not implemented"));
+		CHECK(!strstr(err, "ns/packet"));
 		free2(out, err);
 	}
+	/* -f is required: a usage error, not "not implemented". */
+	char *out, *err;
+	CHECK_EQ(cli(&out, &err, "multi </dev/null"), 2);
+	CHECK_CONTAINS(err, "RULES");
+	CHECK(!strstr(err, "not implemented"));
+	free2(out, err);
 }
 
 /* bench: one header and a row per engine, each engine checked against interp first. */

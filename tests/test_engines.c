@@ -237,7 +237,7 @@ static uint32_t random_packet(uint64_t *s, uint8_t *buf, uint32_t max)
 enum {
 	LDW = 0x20, LDH = 0x28, LDB = 0x30, LDWI = 0x40, LDHI = 0x48, LDBI = 0x50,
 	LDLEN = 0x80, LDI = 0x00, LDM = 0x60, LDXI = 0x01, LDXM = 0x61, MSH = 0xb1, ST = 0x02,
-	ADDK = 0x04, DIVX = 0x3c, MODX = 0x9c, LSHX = 0x6c, RSHX = 0x7c, TAX = 0x07, TXA = 0x87,
+	ADDK = 0x04, ANDK = 0x54, DIVX = 0x3c, MODX = 0x9c, LSHX = 0x6c, RSHX = 0x7c, TAX = 0x07, TXA = 0x87,
 	JA = 0x05, JEQ = 0x15, JGT = 0x25, JGE = 0x35, JSET = 0x45, JEQX = 0x1d, RETK = 0x06,
 	RETA = 0x16
 };
@@ -319,6 +319,148 @@ TEST(engine_handwritten)
 		CHECK_EQ(d.mismatches, 0);
 		CHECK(d.runs > 1000);
 	}
+}
+
+/*
+ * The shapes the engines compile specially, each beside a near miss:
+ *   - a load whose value only the jump after it reads (the jit compares the
+ *     packet bytes in memory against the byte-swapped constant): every size,
+ *     absolute and indirect, jeq/jgt/jge/jset, constants that fit the load
+ *     and ones that do not, A live after the jump or not;
+ *   - `ldxb 4*([k]&0xf); ld? [x + k]; j?? #c` (fast: one op) and `and #m;
+ *     j?? #c` (fast: one op);
+ *   - jeq chains (a port list: the jit compares A with all constants in SSE
+ *     registers, fast in one op), of every length around the 4-lane padding,
+ *     with a jump into the middle (no chain), a target whose loads hoist a
+ *     check into the chain, and A read after the chain.
+ * Packets hold each compared constant at the loaded offset, and are cut at
+ * every length up to past the last load.
+ */
+static const uint32_t shape_consts[] = {
+	0, 1, 5, 0x7f, 0x80, 0xff, 0x100, 0x800, 0x1234, 0x7fff, 0x8000, 0xffff, 0x10000,
+	0x0a000001, 0x7fffffff, 0x80000000, 0xffffffff
+};
+
+/* Writes v big-endian in size bytes at pkt + off. */
+static void put_be(uint8_t *pkt, uint32_t off, uint32_t size, uint32_t v)
+{
+	for (uint32_t i = 0; i < size; i++)
+		pkt[off + i] = (uint8_t)(v >> (8 * (size - 1 - i)));
+}
+
+/* Every engine on prog over pkt cut at 0..caplen; returns the mismatches. */
+static void compare_all_cuts(struct diff *d, void *const *h, const struct bpfkit_insn *prog,
+			     size_t n, const uint8_t *pkt, uint32_t caplen)
+{
+	for (size_t e = 0; e < NENGINES; e++)
+		for (uint32_t cap = 0; cap <= caplen; cap++)
+			if (h[e])
+				compare(d, &engines[e], h[e], prog, n, pkt, cap, caplen, NULL);
+}
+
+static void prepare_all(void **h, const struct bpfkit_insn *prog, size_t n)
+{
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct bpfkit_error err;
+		h[e] = engines[e].prepare(prog, n, false, NULL, &err);
+		CHECK_MSG(h[e], "[%s] prepare failed: %s", engines[e].name, err.message);
+	}
+}
+
+static void release_all(void **h)
+{
+	for (size_t e = 0; e < NENGINES; e++)
+		if (h[e])
+			engines[e].release(h[e]);
+}
+
+TEST(engine_compare_shapes)
+{
+	static const uint16_t loads[] = {LDB, LDH, LDW, LDBI, LDHI, LDWI};
+	static const uint16_t jumps[] = {JEQ, JGT, JGE, JSET};
+	enum { OFF = 6, CAP = 24 };
+	struct diff d = {0, 0, 0};
+	void *h[NENGINES];
+	uint8_t pkt[64];
+	/* Load + compare, A dead after (ret #k) or live (ret a). */
+	for (size_t l = 0; l < sizeof loads / sizeof loads[0]; l++)
+		for (size_t j = 0; j < sizeof jumps / sizeof jumps[0]; j++)
+			for (size_t c = 0; c < sizeof shape_consts / sizeof shape_consts[0]; c++)
+				for (int live = 0; live < 2; live++) {
+					bool ind = BPFKIT_MODE(loads[l]) == BPFKIT_IND;
+					uint32_t size = BPFKIT_SIZE(loads[l]) == BPFKIT_W ? 4 :
+							BPFKIT_SIZE(loads[l]) == BPFKIT_H ? 2 : 1;
+					struct bpfkit_insn prog[] = {
+						I(MSH, 0, 0, 0), I(loads[l], 0, 0, ind ? 2 : OFF),
+						I(jumps[j], 0, 1, shape_consts[c]), I(RETK, 0, 0, 7),
+						I(live ? RETA : RETK, 0, 0, 9)};
+					prepare_all(h, prog, 5);
+					for (int v = 0; v < 4; v++) {
+						for (size_t i = 0; i < sizeof pkt; i++)
+							pkt[i] = (uint8_t)(i * 29 + 3 + v);
+						pkt[0] = 0x41; /* X = 4: the indirect load reads at 6 */
+						uint32_t val = v == 0 ? shape_consts[c] :
+							       v == 1 ? shape_consts[c] + 1 :
+							       v == 2 ? shape_consts[c] - 1 : ~shape_consts[c];
+						put_be(pkt, OFF, size, val);
+						compare_all_cuts(&d, h, prog, 5, pkt, CAP);
+					}
+					release_all(h);
+				}
+	/* ldxb + indirect load + compare; and + compare. */
+	for (size_t j = 0; j < sizeof jumps / sizeof jumps[0]; j++)
+		for (size_t c = 0; c < sizeof shape_consts / sizeof shape_consts[0]; c++) {
+			struct bpfkit_insn prog[] = {
+				I(LDB, 0, 0, 1), I(MSH, 0, 0, 0), I(LDHI, 0, 0, 2),
+				I(jumps[j], 0, 3, shape_consts[c] & 0xffff), I(LDW, 0, 0, 2),
+				I(ANDK, 0, 0, 0xff00ff00), I(jumps[j], 0, 1, shape_consts[c]),
+				I(RETK, 0, 0, 7), I(RETA, 0, 0, 0)};
+			prepare_all(h, prog, 9);
+			for (int v = 0; v < 3; v++) {
+				for (size_t i = 0; i < sizeof pkt; i++)
+					pkt[i] = (uint8_t)(i * 13 + v);
+				pkt[0] = (uint8_t)(0x40 | v);
+				put_be(pkt, 4u * v + 2, 2, shape_consts[c] + (v == 2));
+				put_be(pkt, 2, 4, shape_consts[c] | (v == 1 ? 0x00ff00ffu : 0));
+				compare_all_cuts(&d, h, prog, 9, pkt, 32);
+			}
+			release_all(h);
+		}
+	/* jeq chains of 1..14 on ldh [6] (ld [6]: wide constants): T = ret #7, F = ret #0 / a. */
+	for (uint32_t m = 1; m <= 14; m++)
+		for (int variant = 0; variant < 5; variant++) {
+			uint32_t base = variant == 4 ? 0x0a000050 : 0x50;
+			struct bpfkit_insn prog[40];
+			size_t n = 0;
+			/* variant 1: a jump into the chain's third jeq; 2: T loads further */
+			prog[n++] = (struct bpfkit_insn)I(LDB, 0, 0, 0);
+			prog[n++] = (struct bpfkit_insn)I(JEQ, variant == 1 ? 2 : 0, 0, 0x55);
+			prog[n++] = (struct bpfkit_insn)I(variant == 4 ? LDW : LDH, 0, 0, OFF);
+			for (uint32_t i = 0; i < m; i++) {
+				uint8_t jt = (uint8_t)(m - i); /* to T, just past the chain's F */
+				prog[n++] = (struct bpfkit_insn)I(JEQ, jt, i + 1 == m ? 0 : 0,
+								  base + 3 * i);
+			}
+			prog[n++] = (struct bpfkit_insn)I(variant == 3 ? RETA : RETK, 0, 0, 0); /* F */
+			if (variant == 2) { /* T */
+				prog[n++] = (struct bpfkit_insn)I(LDW, 0, 0, 28);
+				prog[n++] = (struct bpfkit_insn)I(RETA, 0, 0, 0);
+			} else {
+				prog[n++] = (struct bpfkit_insn)I(RETK, 0, 0, 7);
+			}
+			prepare_all(h, prog, n);
+			for (uint32_t v = 0; v < m + 3; v++) {
+				for (size_t i = 0; i < sizeof pkt; i++)
+					pkt[i] = (uint8_t)(i * 7 + v);
+				pkt[0] = v & 1 ? 0x55 : 0;
+				put_be(pkt, OFF, variant == 4 ? 4 : 2,
+				       v < m ? base + 3 * v : v == m ? base - 1 : base + 1);
+				compare_all_cuts(&d, h, prog, n, pkt, 34);
+			}
+			release_all(h);
+		}
+	CHECK_EQ(d.mismatches, 0);
+	CHECK(d.runs > 100000);
 }
 
 /* Linux dialect: negative offsets, ancillary loads, wrapping X + k, shifts by X & 31. */
@@ -589,6 +731,8 @@ TEST(engine_real_packets)
 			"vlan and ip", "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
 			"ip[6:2] & 0x1fff = 0 and len > 100", "ether proto 0x88cc or arp",
 			"icmp6 or (udp and (port 53 or port 67 or port 123 or port 5353))",
+			("port 20 or port 22 or port 53 or port 80 or port 123 or port 443 or "
+			 "port 993 or port 8080 or port 5353"),
 		};
 		pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
 		for (size_t fi = 0; dead && fi < sizeof filters / sizeof filters[0]; fi++) {

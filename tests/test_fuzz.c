@@ -9,7 +9,7 @@
 
 static const char *const targets[] = {
 	"asm", "read_auto", "read_ddd", "read_iptables", "read_c", "read_listing", "read_json",
-	"read_raw", "capture", "engines", "compile",
+	"read_raw", "capture", "engines", "compile", "multi",
 };
 
 TEST(fuzz_replay_corpora)

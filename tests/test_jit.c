@@ -711,3 +711,75 @@ TEST(jit_allocation_failures)
 	}
 	CHECK(succeeded);
 }
+
+/*
+ * The command's -B (run, filter, bench): the jit compiled with constant
+ * blinding gives the same verdicts as without and as interp; with the
+ * interpreters -B is accepted and changes nothing.
+ */
+static int bk_cmd(char **out, char **err, const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "%s %s", harness_bin(), args);
+	return harness_run(cmd, out, err);
+}
+
+TEST(jit_cli_blind)
+{
+	NEED_JIT();
+	char dir[] = "/tmp/bpfkit-jit-cli-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char prog[128], cap[128], args[600];
+	snprintf(prog, sizeof prog, "%s/prog.ddd", dir);
+	snprintf(cap, sizeof cap, "%s/gen.pcap", dir);
+	char *out = NULL, *err = NULL;
+	snprintf(args, sizeof args, "compile -f ddd -o %s 'tcp port 80 or udp port 53'", prog);
+	CHECK_EQ(bk_cmd(&out, &err, args), 0);
+	free(out), free(err);
+	snprintf(args, sizeof args, "gen -n 3000 -w %s", cap);
+	CHECK_EQ(bk_cmd(&out, &err, args), 0);
+	free(out), free(err);
+
+	/* run: a TCP port-80 packet (accepted) and the same with port 81 (rejected). */
+	static const char *const hex[] = {
+		"001122334455 665544332211 0800 45000028000100004006000a0a0000010a000002"
+		"30390050000000010000000050020000 00000000",
+		"001122334455 665544332211 0800 45000028000100004006000a0a0000010a000002"
+		"30390051000000010000000050020000 00000000",
+	};
+	static const char *const want[] = {"262144\n", "0\n"};
+	static const char *const modes[] = {"-e interp", "-e jit", "-e jit -B", "-B -e fast",
+					    "--blind -e jit"};
+	for (size_t h = 0; h < 2; h++)
+		for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+			snprintf(args, sizeof args, "run %s -p %s -x '%s'", modes[m], prog, hex[h]);
+			CHECK_EQ(bk_cmd(&out, &err, args), 0);
+			CHECK_MSG(out && strcmp(out, want[h]) == 0, "run %s: got '%s', want '%s'",
+				  modes[m], out ? out : "", want[h]);
+			free(out), free(err);
+		}
+
+	/* filter: the same count blinded, plain, and with interp. */
+	char counts[3][64] = {"", "", ""};
+	static const char *const fmodes[] = {"-e interp", "-e jit", "-e jit -B"};
+	for (size_t m = 0; m < 3; m++) {
+		snprintf(args, sizeof args, "filter -c %s -r %s 'tcp port 80 or udp port 53'",
+			 fmodes[m], cap);
+		CHECK_EQ(bk_cmd(&out, &err, args), 0);
+		snprintf(counts[m], sizeof counts[m], "%s", out ? out : "");
+		free(out), free(err);
+	}
+	CHECK(atoi(counts[0]) > 0);
+	CHECK_STR(counts[1], counts[0]);
+	CHECK_STR(counts[2], counts[0]);
+
+	/* bench: the blinded jit agrees with interp on every packet (else it is left out). */
+	snprintf(args, sizeof args, "bench -B -R 1 --tsv -r %s 'tcp port 80'", cap);
+	CHECK_EQ(bk_cmd(&out, &err, args), 0);
+	CHECK_CONTAINS(out ? out : "", "tcp port 80\tjit\t");
+	CHECK(err && !strstr(err, "disagrees"));
+	free(out), free(err);
+
+	snprintf(args, sizeof args, "rm -rf '%s'", dir);
+	CHECK_EQ(system(args), 0);
+}

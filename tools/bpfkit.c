@@ -589,6 +589,12 @@ static uint32_t run_fast(const struct bpfkit_prog *prog, const uint8_t *pkt, uin
 	return bpfkit_fast_run_meta(fast_cache.f, pkt, caplen, wirelen, meta);
 }
 
+/*
+ * -B (run, filter, bench): compile the jit with constant blinding.  It has no
+ * effect on the interpreters (they run no generated code).
+ */
+static unsigned jit_flags;
+
 /* The JIT, cached the same way (libpcap dialect only; x86-64 only). */
 static struct {
 	const struct bpfkit_insn *insns;
@@ -610,7 +616,7 @@ static int jit_ready(const struct bpfkit_prog *prog, bool lnx, struct bpfkit_err
 		return 0;
 	bpfkit_jit_free(jit_cache.j);
 	jit_cache.j = NULL;
-	if (bpfkit_jit_compile(prog->insns, prog->len, 0, NULL, &jit_cache.j, err) != 0)
+	if (bpfkit_jit_compile(prog->insns, prog->len, jit_flags, NULL, &jit_cache.j, err) != 0)
 		return -1;
 	jit_cache.insns = prog->insns;
 	jit_cache.len = prog->len;
@@ -834,6 +840,7 @@ static int cmd_run(const struct command *cmd, int argc, char **argv)
 		{"trace", no_argument, NULL, 't'},
 		{"meta", required_argument, NULL, OPT_META},
 		{"linux", no_argument, NULL, OPT_LINUX},
+		{"blind", no_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -844,7 +851,7 @@ static int cmd_run(const struct command *cmd, int argc, char **argv)
 	memset(&meta, 0, sizeof meta);
 	int c, rc;
 	reset_options();
-	while ((c = next_option(cmd, argc, argv, ":e:p:x:L:c:th", longopts)) != -1) {
+	while ((c = next_option(cmd, argc, argv, ":e:p:x:L:c:thB", longopts)) != -1) {
 		switch (c) {
 		case 'e':
 			engine = NULL;
@@ -859,6 +866,7 @@ static int cmd_run(const struct command *cmd, int argc, char **argv)
 		case 'L': wirelen_arg = optarg; break;
 		case 'c': caplen_arg = optarg; break;
 		case 't': trace = true; break;
+		case 'B': jit_flags = BPFKIT_JIT_BLIND; break;
 		case OPT_META:
 			if ((rc = parse_meta(cmd, optarg, &meta)) != EXIT_OK)
 				return rc;
@@ -1297,6 +1305,7 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 		{"engine", required_argument, NULL, 'e'},
 		{"linktype", required_argument, NULL, 'l'},
 		{"program", required_argument, NULL, 'p'},
+		{"blind", no_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -1305,11 +1314,12 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 	bool count = false;
 	int c, rc, forced_linktype = -1, optimize = 2;
 	reset_options();
-	while ((c = next_option(cmd, argc, argv, ":r:w:ce:l:O:p:h", longopts)) != -1) {
+	while ((c = next_option(cmd, argc, argv, ":r:w:ce:l:O:p:hB", longopts)) != -1) {
 		switch (c) {
 		case 'r': in_path = optarg; break;
 		case 'w': out_path = optarg; break;
 		case 'c': count = true; break;
+		case 'B': jit_flags = BPFKIT_JIT_BLIND; break;
 		case 'p': progfile = optarg; break;
 		case 'e':
 			engine = NULL;
@@ -1779,7 +1789,7 @@ static int bench_filter(const char *expr, uint32_t linktype, int rounds, bool ts
 	if (bpfkit_fast_prepare(prog.insns, prog.len, 0, NULL, &bench.fast, &err) == 0)
 		have[BENCH_FAST] = true;
 	if (bpfkit_jit_available() &&
-	    bpfkit_jit_compile(prog.insns, prog.len, 0, NULL, &jit, &err) == 0) {
+	    bpfkit_jit_compile(prog.insns, prog.len, jit_flags, NULL, &jit, &err) == 0) {
 		bench.jit = bpfkit_jit_function(jit);
 		have[BENCH_JIT] = true;
 	}
@@ -1831,6 +1841,7 @@ static int cmd_bench(const struct command *cmd, int argc, char **argv)
 		{"count", required_argument, NULL, 'n'},
 		{"rounds", required_argument, NULL, 'R'},
 		{"tsv", no_argument, NULL, OPT_TSV},
+		{"blind", no_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -1841,9 +1852,10 @@ static int cmd_bench(const struct command *cmd, int argc, char **argv)
 	char *end;
 	int c;
 	reset_options();
-	while ((c = next_option(cmd, argc, argv, ":r:n:R:h", longopts)) != -1) {
+	while ((c = next_option(cmd, argc, argv, ":r:n:R:hB", longopts)) != -1) {
 		switch (c) {
 		case 'r': path = optarg; break;
+		case 'B': jit_flags = BPFKIT_JIT_BLIND; break;
 		case 'n':
 			errno = 0;
 			count = strtoull(optarg, &end, 10);
@@ -2026,13 +2038,578 @@ static int cmd_compile(const struct command *cmd, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_unavailable(const struct command *cmd, int argc, char **argv)
+/* ------------------------------------------------------------------ */
+/* multi                                                               */
+
+/* One rule of a RULES file: ID and expression, with where each starts. */
+struct multi_rule {
+	char *id, *expr;
+	int line, id_col, expr_col;
+};
+
+/* Up to this many link types in one capture, each with its own compiled rule set. */
+#define MULTI_MAX_LINKTYPES 8
+#define MULTI_BATCH 256
+#define MULTI_BATCH_BYTES (4u << 20)
+
+struct multi_set {
+	uint32_t linktype;
+	struct bpfkit_prog *progs;
+	struct bpfkit_multi *m;
+	struct bpfkit_multi_state *st;
+};
+
+/* A --split output: packets buffered in memory, appended to a temporary file. */
+struct multi_split {
+	char *tmp, *final;
+	char *buf;
+	size_t len, cap;
+	bool failed;
+	struct bpfkit_capture_writer *wr;
+};
+
+struct multi_run {
+	const struct command *cmd;
+	struct input rules_in;
+	struct multi_rule *rules;
+	size_t nrules;
+	unsigned flags;
+	struct multi_set sets[MULTI_MAX_LINKTYPES];
+	int nsets;
+	struct bpfkit_capture *cap;
+	const char *in_name;
+	int mode; /* 'c' counts, 'm' matches, 's' split */
+	uint64_t *counts;
+	struct multi_split *split;
+	const char *split_dir;
+	bool made_dir;
+	uint64_t packets;
+	double ns;
+	struct bpfkit_capture_iface first_iface;
+	bool have_first;
+};
+
+static bool multi_id_safe(const char *id)
 {
+	if (id[0] == '.' || strlen(id) > 200)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (*p == '/' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static int multi_rule_error(struct multi_run *mr, int line, int col, int span, const char *msg)
+{
+	struct bpfkit_error e = {.line = line, .column = col, .span = span, .insn = -1,
+				 .offset = -1};
+	size_t len = strlen(msg);
+	if (len >= sizeof e.message)
+		len = sizeof e.message - 1;
+	memcpy(e.message, msg, len);
+	e.message[len] = '\0';
+	return report(&mr->rules_in, &e);
+}
+
+/* Splits the RULES file into rules; IDs unique (and safe as file names with --split). */
+static int multi_parse_rules(struct multi_run *mr)
+{
+	const char *p = mr->rules_in.data, *end = p + mr->rules_in.len;
+	size_t cap = 0;
+	for (int line = 1; p < end; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end, *next = nl ? nl + 1 : end;
+		if (eol > p && eol[-1] == '\r')
+			eol--;
+		const char *s = p;
+		while (s < eol && (*s == ' ' || *s == '\t'))
+			s++;
+		if (s == eol || *s == '#') {
+			p = next;
+			continue;
+		}
+		const char *id = s;
+		while (s < eol && *s != ' ' && *s != '\t')
+			s++;
+		int id_col = (int)(id - p) + 1, id_len = (int)(s - id);
+		while (s < eol && (*s == ' ' || *s == '\t'))
+			s++;
+		const char *e = eol;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == s)
+			return multi_rule_error(mr, line, id_col, id_len,
+						"rule has no expression (want: ID EXPRESSION)");
+		if (mr->nrules == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct multi_rule *r = realloc(mr->rules, cap * sizeof *r);
+			if (!r)
+				return input_error(mr->rules_in.name, "out of memory");
+			mr->rules = r;
+		}
+		struct multi_rule *r = &mr->rules[mr->nrules];
+		*r = (struct multi_rule){strndup(id, (size_t)id_len), strndup(s, (size_t)(e - s)),
+					 line, id_col, (int)(s - p) + 1};
+		if (!r->id || !r->expr || memchr(id, '\0', (size_t)(e - id))) {
+			bool nul = r->id && r->expr;
+			free(r->id);
+			free(r->expr);
+			if (nul)
+				return multi_rule_error(mr, line, id_col, id_len,
+							"NUL byte in rule");
+			return input_error(mr->rules_in.name, "out of memory");
+		}
+		mr->nrules++;
+		char msg[300];
+		if (mr->split_dir && !multi_id_safe(r->id)) {
+			snprintf(msg, sizeof msg, "rule ID '%.200s' cannot name a file in --split "
+				 "DIR (no '/', no leading '.', no control characters)", r->id);
+			return multi_rule_error(mr, line, id_col, id_len, msg);
+		}
+		for (size_t i = 0; i + 1 < mr->nrules; i++)
+			if (strcmp(mr->rules[i].id, r->id) == 0) {
+				snprintf(msg, sizeof msg, "duplicate rule ID '%.200s' (first on line "
+					 "%d)", r->id, mr->rules[i].line);
+				return multi_rule_error(mr, line, id_col, id_len, msg);
+			}
+		p = next;
+	}
+	if (mr->nrules == 0)
+		return input_error(mr->rules_in.name, "no rules");
+	return EXIT_OK;
+}
+
+/*
+ * The matcher for packets of linktype: every rule compiled and the matcher
+ * built on first use.  A rule that does not compile is reported at its
+ * RULES:LINE:COL.  NULL after an error (reported).
+ */
+static struct multi_set *multi_set_for(struct multi_run *mr, uint32_t linktype)
+{
+	for (int i = 0; i < mr->nsets; i++)
+		if (mr->sets[i].linktype == linktype)
+			return &mr->sets[i];
+	if (mr->nsets == MULTI_MAX_LINKTYPES) {
+		input_error(mr->in_name, "more than %d link types in one capture",
+			    MULTI_MAX_LINKTYPES);
+		return NULL;
+	}
+	struct multi_set *set = &mr->sets[mr->nsets];
+	memset(set, 0, sizeof *set);
+	set->linktype = linktype;
+	set->progs = calloc(mr->nrules, sizeof *set->progs);
+	if (!set->progs) {
+		input_error("bpfkit", "out of memory");
+		return NULL;
+	}
+	mr->nsets++;
+	struct bpfkit_compile_opts opts = {.linktype = (int)linktype, .optimize = 2};
+	struct bpfkit_error err;
+	for (size_t i = 0; i < mr->nrules; i++) {
+		const struct multi_rule *r = &mr->rules[i];
+		if (bpfkit_compile(r->expr, &opts, &set->progs[i], &err) != 0) {
+			if (err.column > 0) {
+				err.column += r->expr_col - 1;
+				err.line = r->line;
+			} else {
+				char msg[sizeof err.message + 64];
+				snprintf(msg, sizeof msg, "rule '%.40s': %s", r->id, err.message);
+				multi_rule_error(mr, r->line, r->expr_col, (int)strlen(r->expr),
+						 msg);
+				return NULL;
+			}
+			report(&mr->rules_in, &err);
+			return NULL;
+		}
+	}
+	if (bpfkit_multi_build(set->progs, mr->nrules, mr->flags, NULL, &set->m, &err) != 0 ||
+	    bpfkit_multi_state_new(set->m, NULL, &set->st, &err) != 0) {
+		input_error(mr->rules_in.name, "%s", err.message);
+		return NULL;
+	}
+	return set;
+}
+
+static int multi_split_flush(struct multi_split *s)
+{
+	if (s->len == 0 || s->failed)
+		return s->failed ? -1 : 0;
+	int fd = open(s->tmp, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || write_all(fd, s->buf, s->len) != 0)
+		s->failed = true;
+	if (fd >= 0 && close(fd) != 0)
+		s->failed = true;
+	s->len = 0;
+	return s->failed ? -1 : 0;
+}
+
+static int multi_split_write(void *ctx, const void *data, size_t len)
+{
+	struct multi_split *s = ctx;
+	if (s->failed)
+		return -1;
+	if (len > s->cap - s->len) {
+		if (multi_split_flush(s) != 0)
+			return -1;
+		if (len > s->cap) {
+			size_t n = len > 65536 ? len : 65536;
+			char *b = realloc(s->buf, n);
+			if (!b)
+				return -1;
+			s->buf = b;
+			s->cap = n;
+		}
+	}
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	if (s->len >= 65536)
+		return multi_split_flush(s);
+	return 0;
+}
+
+/* Temporary files DIR/.ID.EXT.XXXXXX for every rule. */
+static int multi_split_open(struct multi_run *mr)
+{
+	struct stat st;
+	if (stat(mr->split_dir, &st) != 0) {
+		if (mkdir(mr->split_dir, 0777) != 0)
+			return input_error(mr->split_dir, "%s", strerror(errno));
+		mr->made_dir = true;
+	} else if (!S_ISDIR(st.st_mode)) {
+		return input_error(mr->split_dir, "not a directory");
+	}
+	mr->split = calloc(mr->nrules, sizeof *mr->split);
+	if (!mr->split)
+		return input_error("bpfkit", "out of memory");
+	const struct bpfkit_capture_header *hdr = bpfkit_capture_header(mr->cap);
+	const char *ext = hdr->format == BPFKIT_CAPTURE_PCAPNG ? "pcapng" : "pcap";
+	struct bpfkit_error err;
+	for (size_t i = 0; i < mr->nrules; i++) {
+		struct multi_split *s = &mr->split[i];
+		size_t n = strlen(mr->split_dir) + strlen(mr->rules[i].id) + 32;
+		s->tmp = malloc(n);
+		s->final = malloc(n);
+		if (!s->tmp || !s->final)
+			return input_error("bpfkit", "out of memory");
+		snprintf(s->final, n, "%s/%s.%s", mr->split_dir, mr->rules[i].id, ext);
+		snprintf(s->tmp, n, "%s/.%s.%s.XXXXXX", mr->split_dir, mr->rules[i].id, ext);
+		int fd = mkstemp(s->tmp);
+		if (fd < 0) {
+			int e = errno;
+			s->tmp[0] = '\0';
+			return input_error(s->final, "%s", strerror(e));
+		}
+		close(fd);
+		if (bpfkit_capture_writer_open(hdr, multi_split_write, s, NULL, &s->wr, &err) != 0)
+			return input_error(s->final, "%s", err.message);
+	}
+	return EXIT_OK;
+}
+
+/* Closes every split output; renames them into place when rc is EXIT_OK, else removes. */
+static int multi_split_close(struct multi_run *mr, int rc)
+{
+	struct bpfkit_error err;
+	mode_t mask = umask(0);
+	umask(mask);
+	for (size_t i = 0; mr->split && i < mr->nrules; i++) {
+		struct multi_split *s = &mr->split[i];
+		if (s->wr) {
+			if (rc == EXIT_OK && mr->have_first &&
+			    bpfkit_capture_writer_iface(s->wr, &mr->first_iface, &err) != 0)
+				rc = input_error(s->final, "%s", err.message);
+			if (bpfkit_capture_writer_close(s->wr, &err) != 0 && rc == EXIT_OK)
+				rc = input_error(s->final, "%s", err.message);
+			s->wr = NULL;
+		}
+		if (rc == EXIT_OK && (multi_split_flush(s) != 0 ||
+				      chmod(s->tmp, 0666 & ~mask) != 0))
+			rc = input_error(s->final, "%s", strerror(errno));
+	}
+	for (size_t i = 0; mr->split && i < mr->nrules; i++) {
+		struct multi_split *s = &mr->split[i];
+		if (rc == EXIT_OK && s->tmp && rename(s->tmp, s->final) != 0)
+			rc = input_error(s->final, "%s", strerror(errno));
+	}
+	for (size_t i = 0; mr->split && i < mr->nrules; i++) {
+		struct multi_split *s = &mr->split[i];
+		if (rc != EXIT_OK && s->tmp && s->tmp[0])
+			unlink(s->tmp);
+		free(s->tmp);
+		free(s->final);
+		free(s->buf);
+	}
+	if (rc != EXIT_OK && mr->made_dir)
+		rmdir(mr->split_dir);
+	free(mr->split);
+	mr->split = NULL;
+	return rc;
+}
+
+static double multi_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+/* A batch of packets copied out of the reader, matched in one timed loop. */
+struct multi_batch {
+	struct bpfkit_packet pkt[MULTI_BATCH];
+	struct bpfkit_capture_iface iface[MULTI_BATCH];
+	struct multi_set *set[MULTI_BATCH];
+	size_t first_id[MULTI_BATCH + 1];
+	uint8_t *bytes;
+	size_t nbytes;
+	uint32_t *ids;
+	size_t nids, cap_ids;
+	int n;
+};
+
+/* Matches the batch (timed), then counts, prints or writes every packet's rules. */
+static int multi_flush_batch(struct multi_run *mr, struct multi_batch *bt)
+{
+	double t0 = multi_now_ns();
+	bt->nids = 0;
+	for (int i = 0; i < bt->n; i++) {
+		const struct bpfkit_packet *p = &bt->pkt[i];
+		const uint32_t *ids;
+		size_t k = bpfkit_multi_match(bt->set[i]->m, bt->set[i]->st, p->data, p->caplen,
+					      p->wirelen, &ids);
+		bt->first_id[i] = bt->nids;
+		if (k > bt->cap_ids - bt->nids) {
+			size_t c = bt->cap_ids * 2 + k + 1024;
+			uint32_t *n = realloc(bt->ids, c * sizeof *n);
+			if (!n)
+				return input_error("bpfkit", "out of memory");
+			bt->ids = n;
+			bt->cap_ids = c;
+		}
+		memcpy(bt->ids + bt->nids, ids, k * sizeof *ids);
+		bt->nids += k;
+	}
+	bt->first_id[bt->n] = bt->nids;
+	mr->ns += multi_now_ns() - t0;
+	struct bpfkit_error err;
+	for (int i = 0; i < bt->n; i++) {
+		mr->packets++;
+		size_t a = bt->first_id[i], b = bt->first_id[i + 1];
+		if (mr->mode == 'm' && b > a) {
+			printf("%llu\t", (unsigned long long)mr->packets);
+			for (size_t j = a; j < b; j++)
+				printf("%s%s", j > a ? " " : "", mr->rules[bt->ids[j]].id);
+			putchar('\n');
+		}
+		for (size_t j = a; j < b; j++) {
+			mr->counts[bt->ids[j]]++;
+			if (mr->mode == 's') {
+				struct multi_split *s = &mr->split[bt->ids[j]];
+				if (bpfkit_capture_write(s->wr, &bt->pkt[i], &err) != 0)
+					return input_error(s->final, "%s", s->failed ?
+							   strerror(errno) : err.message);
+			}
+		}
+	}
+	if (mr->mode == 'm' && ferror(stdout))
+		return input_error("<stdout>", "%s", strerror(errno));
+	bt->n = 0;
+	bt->nbytes = 0;
+	return EXIT_OK;
+}
+
+static int multi_packets(struct multi_run *mr)
+{
+	struct multi_batch *bt = calloc(1, sizeof *bt);
+	if (!bt || !(bt->bytes = malloc(MULTI_BATCH_BYTES))) {
+		free(bt);
+		return input_error("bpfkit", "out of memory");
+	}
+	struct progress pr;
+	progress_init(&pr);
+	struct bpfkit_packet pkt;
+	struct bpfkit_error err;
+	int r, rc = EXIT_OK;
+	uint64_t seen = 0;
+	while (rc == EXIT_OK && (r = bpfkit_capture_next(mr->cap, &pkt, &err)) == 1) {
+		if (!mr->have_first) {
+			mr->first_iface = *bpfkit_capture_iface(mr->cap, 0);
+			mr->have_first = true;
+		}
+		struct multi_set *set = multi_set_for(mr, pkt.linktype);
+		if (!set) {
+			rc = EXIT_INPUT;
+			break;
+		}
+		if (pkt.caplen > MULTI_BATCH_BYTES - bt->nbytes || bt->n == MULTI_BATCH) {
+			if ((rc = multi_flush_batch(mr, bt)) != EXIT_OK)
+				break;
+		}
+		uint8_t *dst = bt->bytes + bt->nbytes;
+		uint8_t *big = NULL;
+		if (pkt.caplen > MULTI_BATCH_BYTES) {
+			/* A huge packet: matched on its own, in place. */
+			big = (uint8_t *)pkt.data;
+		} else {
+			memcpy(dst, pkt.data, pkt.caplen);
+			bt->nbytes += pkt.caplen;
+		}
+		int i = bt->n++;
+		bt->pkt[i] = pkt;
+		bt->pkt[i].data = big ? big : dst;
+		if (pkt.iface) {
+			bt->iface[i] = *pkt.iface;
+			bt->pkt[i].iface = &bt->iface[i];
+		}
+		bt->set[i] = set;
+		if (big && (rc = multi_flush_batch(mr, bt)) != EXIT_OK)
+			break;
+		if (pr.on && (++seen & (PROGRESS_EVERY - 1)) == 0)
+			progress_tick(&pr, bpfkit_capture_packets(mr->cap), mr->packets);
+	}
+	if (rc == EXIT_OK && bt->n > 0)
+		rc = multi_flush_batch(mr, bt);
+	progress_done(&pr);
+	if (rc == EXIT_OK && r < 0)
+		rc = capture_error(mr->in_name, &err);
+	if (!mr->have_first && bpfkit_capture_iface_count(mr->cap) > 0) {
+		mr->first_iface = *bpfkit_capture_iface(mr->cap, 0);
+		mr->have_first = true;
+	}
+	free(bt->bytes);
+	free(bt->ids);
+	free(bt);
+	return rc;
+}
+
+static int multi_mapped(struct multi_run *mr)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	int rc;
+	if (sigsetjmp(sigbus_jump, 1) != 0)
+		rc = input_error(mr->in_name, "the file shrank while it was being read");
+	else
+		rc = multi_packets(mr);
+	sigaction(SIGBUS, &old, NULL);
+	return rc;
+}
+
+static int cmd_multi(const struct command *cmd, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"rules", required_argument, NULL, 'f'},
+		{"read", required_argument, NULL, 'r'},
+		{"engine", required_argument, NULL, 'e'},
+		{"counts", no_argument, NULL, 'c'},
+		{"matches", no_argument, NULL, 'm'},
+		{"split", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
 	if (wants_help(argc, argv))
 		return show_help(cmd);
-	fprintf(stderr, "bpfkit: %s: not implemented yet (coming with the multi-filter "
-		"matcher)\n", cmd->name);
-	return EXIT_USAGE;
+	struct multi_run mr;
+	memset(&mr, 0, sizeof mr);
+	mr.cmd = cmd;
+	const char *rules_path = NULL, *in_path = NULL, *engine = NULL;
+	int c, rc;
+	reset_options();
+	while ((c = next_option(cmd, argc, argv, ":f:r:e:h", longopts)) != -1) {
+		switch (c) {
+		case 'f': rules_path = optarg; break;
+		case 'r': in_path = optarg; break;
+		case 'e': engine = optarg; break;
+		case 'c': case 'm': case 's':
+			if (mr.mode)
+				return usage_error(cmd, "give one of --counts, --matches and "
+						   "--split");
+			mr.mode = c;
+			if (c == 's')
+				mr.split_dir = optarg;
+			break;
+		case 'h': return show_help(cmd);
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!rules_path)
+		return usage_error(cmd, "-f RULES is required");
+	if (!mr.mode)
+		mr.mode = 'c';
+	if (!engine)
+		mr.flags = bpfkit_jit_available() ? BPFKIT_MULTI_JIT : BPFKIT_MULTI_FAST;
+	else if (strcmp(engine, "jit") == 0)
+		mr.flags = BPFKIT_MULTI_JIT;
+	else if (strcmp(engine, "fast") == 0)
+		mr.flags = BPFKIT_MULTI_FAST;
+	else if (strcmp(engine, "interp") == 0)
+		mr.flags = BPFKIT_MULTI_INTERP;
+	else
+		return usage_error(cmd, "unknown engine '%s'", engine);
+	if (is_stdio(rules_path) && is_stdio(in_path))
+		return usage_error(cmd, "the rules and the capture cannot both be standard input");
+	if ((rc = read_input(rules_path, &mr.rules_in)) != EXIT_OK)
+		return rc;
+	struct capture_input in = {NULL, -1, NULL, 0};
+	if ((rc = multi_parse_rules(&mr)) != EXIT_OK)
+		goto done;
+	mr.counts = calloc(mr.nrules, sizeof *mr.counts);
+	if (!mr.counts) {
+		rc = input_error("bpfkit", "out of memory");
+		goto done;
+	}
+	if ((rc = capture_input_open(in_path, &in, &mr.cap)) != EXIT_OK)
+		goto done;
+	mr.in_name = in.name;
+	/* Every rule compiles before any packet is matched or any file written. */
+	const struct bpfkit_capture_header *hdr = bpfkit_capture_header(mr.cap);
+	uint32_t lt = 1;
+	if (bpfkit_capture_iface_count(mr.cap) > 0)
+		lt = bpfkit_capture_iface(mr.cap, 0)->linktype;
+	else if (hdr->format == BPFKIT_CAPTURE_PCAP)
+		lt = hdr->linktype;
+	if (!multi_set_for(&mr, lt)) {
+		rc = EXIT_INPUT;
+		goto done;
+	}
+	if (mr.mode == 's' && (rc = multi_split_open(&mr)) != EXIT_OK)
+		goto done;
+	rc = in.map ? multi_mapped(&mr) : multi_packets(&mr);
+	fprintf(stderr, "%zu rules x %llu packets: %.1f ns/packet\n", mr.nrules,
+		(unsigned long long)mr.packets, mr.packets ? mr.ns / (double)mr.packets : 0.0);
+	if (mr.mode == 's')
+		rc = multi_split_close(&mr, rc);
+	if (rc == EXIT_OK && mr.mode == 'c')
+		for (size_t i = 0; i < mr.nrules; i++)
+			printf("%s\t%llu\n", mr.rules[i].id, (unsigned long long)mr.counts[i]);
+	if (rc == EXIT_OK && fflush(stdout) != 0)
+		rc = input_error("<stdout>", "%s", strerror(errno));
+done:
+	if (mr.split)
+		rc = multi_split_close(&mr, rc == EXIT_OK ? EXIT_INPUT : rc);
+	for (int i = 0; i < mr.nsets; i++) {
+		bpfkit_multi_state_free(mr.sets[i].st);
+		bpfkit_multi_free(mr.sets[i].m);
+		for (size_t j = 0; mr.sets[i].progs && j < mr.nrules; j++)
+			bpfkit_prog_free(NULL, &mr.sets[i].progs[j]);
+		free(mr.sets[i].progs);
+	}
+	if (mr.cap)
+		bpfkit_capture_close(mr.cap);
+	if (in.fd >= 0 || in.map)
+		capture_input_close(&in);
+	free(mr.counts);
+	for (size_t i = 0; i < mr.nrules; i++) {
+		free(mr.rules[i].id);
+		free(mr.rules[i].expr);
+	}
+	free(mr.rules);
+	free_input(&mr.rules_in);
+	return rc;
 }
 
 static void print_overview(FILE *f);
@@ -2052,10 +2629,6 @@ static int cmd_help(const struct command *self, int argc, char **argv)
 		return usage_error(NULL, "unknown command '%s'", argv[1]);
 	return show_help(cmd);
 }
-
-static const char *const not_yet =
-	"Not available yet in this version (coming with the multi-filter matcher):\n"
-	"running it exits with status 2.\n";
 
 static const struct command commands[] = {
 	{"help", cmd_help, "[COMMAND]", "show the commands, or one command's usage",
@@ -2084,7 +2657,7 @@ static const struct command commands[] = {
 	 "  -m, --mode MODE        rules to check against (default socket)\n",
 	 HELP_MODES},
 	{"run", cmd_run,
-	 "[-e ENGINE] -p PROGFILE -x HEXBYTES [-L WIRELEN] [-c CAPLEN] [-t]\n"
+	 "[-e ENGINE] [-B] -p PROGFILE -x HEXBYTES [-L WIRELEN] [-c CAPLEN] [-t]\n"
 	 "                  [--linux] [--meta KEY=VALUE]...",
 	 "run a program on one packet",
 	 "Runs the program in PROGFILE (any format; - is standard input) on one packet\n"
@@ -2093,6 +2666,8 @@ static const struct command commands[] = {
 	 "Linux's (ancillary loads read the metadata, unset keys are 0).\n\n"
 	 "options:\n"
 	 "  -e, --engine ENGINE    engine to run (default interp)\n"
+	 "  -B, --blind            jit: constant blinding (no program constant appears in\n"
+	 "                         the machine code); no effect on interp and fast\n"
 	 "  -p, --program FILE     the program\n"
 	 "  -x, --hex HEXBYTES     the packet bytes in hex: pairs of digits, optionally\n"
 	 "                         separated by spaces or colons, optional 0x\n"
@@ -2121,9 +2696,9 @@ static const struct command commands[] = {
 	 "  -o, --output FILE      write to FILE instead of standard output\n"
 	 "      --dump-ir PASS     write the IR after each run of PASS instead of the\n"
 	 "                         program: codegen (before any pass), fold, thread,\n"
-	 "                         vn, pullup, dce or merge\n", 0},
+	 "                         vn, pullup, dce, merge or switch\n", 0},
 	{"filter", cmd_filter,
-	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-l LINKTYPE] [-O0]\n"
+	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-B] [-l LINKTYPE] [-O0]\n"
 	 "                     (-p PROGFILE | EXPRESSION...)",
 	 "filter a pcap or pcapng capture",
 	 "Runs a program on every packet of a pcap or pcapng capture (libpcap's\n"
@@ -2143,6 +2718,8 @@ static const struct command commands[] = {
 	 "                         line (implied without -w; on standard error with -w -)\n"
 	 "  -e, --engine ENGINE    engine to run (default: jit where available, else fast;\n"
 	 "                         interp for a program those refuse)\n"
+	 "  -B, --blind            jit: constant blinding (no program constant appears in\n"
+	 "                         the machine code); no effect on interp and fast\n"
 	 "  -l, --linktype TYPE    link type for compiling an expression (name or number)\n"
 	 "  -O LEVEL               optimisation level for compiling an expression (0, 1,\n"
 	 "                         2; default 2)\n"
@@ -2164,7 +2741,7 @@ static const struct command commands[] = {
 	 "  -w, --write OUT        the capture (-: standard output); OUT is replaced only\n"
 	 "                         when all went well\n",
 	 0},
-	{"bench", cmd_bench, "[-r CAPTURE] [-n COUNT] [-R ROUNDS] [--tsv] [EXPRESSION...]",
+	{"bench", cmd_bench, "[-r CAPTURE] [-n COUNT] [-R ROUNDS] [-B] [--tsv] [EXPRESSION...]",
 	 "time filters on each engine",
 	 "Times each filter (each EXPRESSION argument is one whole filter; default:\n"
 	 "classic tcpdump filters and a 50-port list) on each engine over the same\n"
@@ -2180,11 +2757,32 @@ static const struct command commands[] = {
 	 "                         packet's link type); default: COUNT generated packets\n"
 	 "  -n, --count COUNT      packets to generate (default 100000; EN10MB, seed 1)\n"
 	 "  -R, --rounds ROUNDS    repetitions, the median counts (default 9)\n"
+	 "  -B, --blind            time the jit with constant blinding\n"
 	 "      --tsv              filter<TAB>engine<TAB>ns_per_packet<TAB>ratio_vs_interp\n", 0},
-	{"multi", cmd_unavailable,
+	{"multi", cmd_multi,
 	 "-f RULES [-r IN] [-e ENGINE] [--counts | --matches | --split DIR]",
-	 "match many rules at once (not available yet)",
-	 "Finds every rule that matches each packet of a capture.\n\n", 0},
+	 "match many rules at once",
+	 "Finds every rule that matches each packet of a pcap or pcapng capture, at\n"
+	 "once: the rules' header tests are indexed and only candidate rules run (see\n"
+	 "docs/multi.md).  The result equals running each rule alone.\n\n"
+	 "RULES has one rule per line, \"ID EXPRESSION\" (ID: a word without spaces,\n"
+	 "unique); blank lines and lines starting with # are skipped.  Every rule is\n"
+	 "compiled for the capture's link type before any packet is read; a rule that\n"
+	 "does not compile is reported as RULES:LINE:COL and nothing runs.\n"
+	 "Standard error always gets \"N rules x M packets: X ns/packet\", the time of\n"
+	 "the matching loop alone.\n\n"
+	 "options:\n"
+	 "  -f, --rules RULES      the rules file (-: standard input)\n"
+	 "  -r, --read IN          the capture (default, or -: standard input)\n"
+	 "  -e, --engine ENGINE    engine that runs candidate rules (default: jit where\n"
+	 "                         available, else fast)\n"
+	 "      --counts           ID<TAB>COUNT for every rule, in file order (default)\n"
+	 "      --matches          for each packet with a match: its number (from 1),\n"
+	 "                         a tab and the IDs that matched, space-separated\n"
+	 "      --split DIR        DIR/ID.pcap (.pcapng for pcapng input) per rule with\n"
+	 "                         its matching packets; all written only when all went\n"
+	 "                         well (IDs must then be safe file names)\n",
+	 HELP_ENGINES},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
@@ -2228,9 +2826,7 @@ static void print_formats(void)
 static int show_help(const struct command *cmd)
 {
 	printf("usage: bpfkit %s %s\n\n%s", cmd->name, cmd->synopsis, cmd->help);
-	if (cmd->run == cmd_unavailable)
-		fputs(not_yet, stdout);
-	else if (cmd->run != cmd_help)
+	if (cmd->run != cmd_help)
 		fputs(help_opt, stdout);
 	if (cmd->sections & HELP_FORMATS)
 		print_formats();
