@@ -249,6 +249,47 @@ echo "-- a capture cut short is an error naming the byte offset (exit 1):"
 head -c 5000 "mix.pcap" > "cut.pcap"
 show_failing 1 filter -c -r cut.pcap
 
+# ---------------------------------------------------------------------------
+step "Compile filters in tcpdump's language" \
+"bpfkit compile gives libpcap's meaning; -O2 (the default) optimizes without
+changing any verdict, short packets included.  The same expression at -O0 and
+-O2 must keep the same packets."
+show compile 'tcp port 80 or udp port 53'
+for expr in 'tcp port 80 or udp port 53' 'host 10.0.0.1 or host 10.0.0.2 or host 10.0.0.3' \
+	'port 20 or port 21 or port 22 or port 23 or port 25 or port 53 or port 80 or port 443'; do
+	n0=$("$BPFKIT" compile -O0 "$expr" | wc -l | tr -d ' ')
+	n2=$("$BPFKIT" compile "$expr" | wc -l | tr -d ' ')
+	c0=$("$BPFKIT" filter -c -O0 -r "mix.pcap" "$expr" | tail -n 1)
+	c2=$("$BPFKIT" filter -c -r "mix.pcap" "$expr" | tail -n 1)
+	echo "   '$expr': $n0 instructions at -O0, $n2 at -O2; keeps $c0 / $c2 packets"
+	[ "$c0" = "$c2" ] || fail "'$expr' keeps $c0 packets at -O0 and $c2 at -O2"
+	[ "$n2" -le "$n0" ] || fail "'$expr' is longer optimized"
+done
+echo "-- a typo is an error that points at the column (exit 1):"
+show_failing 1 compile 'tcp port 80 and hots 10.0.0.1'
+
+# ---------------------------------------------------------------------------
+step "Match many rules at once" \
+"bpfkit multi reads rules (ID EXPRESSION per line) and reports, for each rule,
+how many packets matched; the counts equal those of each rule run alone."
+cat > "rules.txt" <<'RULES'
+# id     expression
+web      tcp port 80 or tcp port 443
+dns      udp port 53
+icmp     icmp or icmp6
+ten      net 10.0.0.0/8
+v6tcp    ip6 and tcp
+RULES
+show multi -f "rules.txt" -r "mix.pcap" --counts
+while read -r id expr; do
+	case $id in ''|'#'*) continue ;; esac
+	want=$("$BPFKIT" filter -c -r "mix.pcap" "$expr" | tail -n 1)
+	got=$("$BPFKIT" multi -f "rules.txt" -r "mix.pcap" --counts 2>/dev/null |
+		awk -v id="$id" '$1 == id { print $2 }')
+	[ "$got" = "$want" ] || fail "multi counted $got for $id, filter counts $want"
+done < "rules.txt"
+echo "   -> every rule's count equals bpfkit filter's for that rule alone"
+
 echo
 if [ "$failures" -ne 0 ]; then
 	echo "demo: $failures step(s) misbehaved" >&2
