@@ -131,8 +131,6 @@ bool opt_is_const(const struct opt_vals *t, int v, uint32_t *k)
 int opt_load(struct opt_vals *t, int size, int idx, uint32_t k)
 {
 	uint32_t c;
-	if (idx < 0 && t->failed)
-		return -1;
 	if (idx >= 0 && opt_is_const(t, idx, &c)) {
 		/* [c + k] is the absolute load [c + k] unless the sum wraps (it then fails) */
 		if (c <= 0xffffffffu - k) {
