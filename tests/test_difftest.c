@@ -117,6 +117,31 @@ TEST(difftest_quick)
 }
 
 /*
+ * The optimizer's contract on a sample: -O2 and -O1 against bpfkit's own -O0, verdict for
+ * verdict over real, generated, branch-directed and truncated packets; and the long lists.
+ */
+TEST(difftest_optimizer_self)
+{
+	char args[2048], cmd[8192];
+	if (access(tool, X_OK) != 0)
+		SKIP("%s not built (make tests/difftest)", tool);
+	if (!base_args(args, sizeof args))
+		SKIP("no ../shared corpus or pcaps");
+	const char *levels[] = {"-O2", "-O1"};
+	for (int i = 0; i < 2; i++) {
+		char *out = NULL;
+		snprintf(cmd, sizeof cmd, "%s --self %s -c '%s' --dlts EN10MB,RAW,IEEE802_11,PFLOG "
+			 "--every 9 -m 100 tests/exprs/EN10MB-lists.txt", args, levels[i],
+			 harness_shared_path("corpus/libpcap-filters.tsv"));
+		int rc = harness_run(cmd, &out, NULL);
+		CHECK_MSG(rc == 0, "difftest --self %s exited %d:\n%s", levels[i], rc,
+			  out ? out : "");
+		CHECK_CONTAINS(out, "TOTAL");
+		free(out);
+	}
+}
+
+/*
  * Points of libpcap 1.10.3's meaning that bpfkit once got wrong (docs/compiler.md,
  * "Points of libpcap 1.10.3's meaning"): each line must agree with libpcap (verdicts,
  * or both refuse) on EN10MB, RAW or LINUX_SLL.
