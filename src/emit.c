@@ -4,7 +4,9 @@
  * Layout: blocks reachable from the entry in reverse post-order of a
  * depth-first search that visits the true successor first, so each block's
  * false successor tends to follow it (falls through) and every jump goes
- * forward.  A jump to the block placed next is left out.
+ * forward - except that a bare `ret #0` is never the one that falls through
+ * when the other successor can be (see dfs).  A jump to the block placed
+ * next is left out.
  *
  * A conditional jump reaches at most 255 instructions.  A farther target is
  * reached through a trampoline placed in the gap after some block: a copy of
@@ -40,14 +42,26 @@ struct layout {
 	bool failed;
 };
 
-static void dfs(const struct ir_func *fn, int b, uint8_t *seen, int *post, int *npost)
+static bool bare_ret0(const struct ir_block *b)
 {
-	/* iterative, to survive very long filters */
+	return b->term == IR_RET && b->k == 0 && b->nstmts == 0;
+}
+
+/*
+ * Post-order of a depth-first search (iterative, to survive very long
+ * filters).  Successors are visited true first, so in reverse post-order the
+ * false one follows its branch; but when the false one is a bare `ret #0` it
+ * is visited first and the other one follows instead: rejecting jumps away
+ * and the test that might accept falls through (what a JIT turns into a
+ * branch-free select).  Returns -1 when out of memory.
+ */
+static int dfs(const struct ir_func *fn, const struct bpfkit_alloc *alloc, int b, uint8_t *seen,
+	       int *post, int *npost)
+{
 	struct frame { int b, next; };
 	struct frame stackbuf[64];
 	struct frame *stack = stackbuf;
-	int cap = 64, sp = 0;
-	const struct bpfkit_alloc *none = NULL;
+	int cap = 64, sp = 0, rc = 0;
 	seen[b] = 1;
 	stack[sp++] = (struct frame){b, 0};
 	while (sp > 0) {
@@ -55,17 +69,23 @@ static void dfs(const struct ir_func *fn, int b, uint8_t *seen, int *post, int *
 		const struct ir_block *blk = &fn->blocks[f->b];
 		int nsucc = blk->term == IR_BRANCH ? 2 : blk->term == IR_JUMP ? 1 : 0;
 		if (f->next < nsucc) {
-			int s = blk->succ[f->next++];
+			int i = f->next++;
+			if (nsucc == 2 && bare_ret0(&fn->blocks[blk->succ[1]]) &&
+			    !bare_ret0(&fn->blocks[blk->succ[0]]))
+				i = 1 - i;
+			int s = blk->succ[i];
 			if (!seen[s]) {
 				seen[s] = 1;
 				if (sp == cap) {
-					struct frame *ns = mem_alloc_array(none, (size_t)cap * 2,
+					struct frame *ns = mem_alloc_array(alloc, (size_t)cap * 2,
 									   sizeof *ns);
-					if (!ns)
+					if (!ns) {
+						rc = -1;
 						break;
+					}
 					memcpy(ns, stack, (size_t)sp * sizeof *ns);
 					if (stack != stackbuf)
-						mem_free(none, stack);
+						mem_free(alloc, stack);
 					stack = ns;
 					cap *= 2;
 				}
@@ -77,7 +97,8 @@ static void dfs(const struct ir_func *fn, int b, uint8_t *seen, int *post, int *
 		sp--;
 	}
 	if (stack != stackbuf)
-		mem_free(none, stack);
+		mem_free(alloc, stack);
+	return rc;
 }
 
 /* A jump to the block placed next (with no trampolines between) is left out. */
@@ -241,7 +262,10 @@ int emit_run(const struct ir_func *fn, const struct bpfkit_alloc *alloc, struct 
 	memset(l.gaplist, 0, (size_t)nb * sizeof *l.gaplist);
 	memset(l.to, 0, (size_t)nb * sizeof *l.to);
 	int npost = 0;
-	dfs(fn, fn->entry, seen, post, &npost);
+	if (dfs(fn, alloc, fn->entry, seen, post, &npost) != 0) {
+		error_oom(err);
+		goto out;
+	}
 	for (int i = 0; i < nb; i++)
 		l.pos[i] = -1;
 	for (int i = 0; i < npost; i++) {
