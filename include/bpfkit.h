@@ -587,6 +587,7 @@ struct bpfkit_multi_stats {
 	size_t jitted;            /* programs running as JIT code */
 	size_t bytes;             /* heap bytes held (JIT code pages not included) */
 	size_t decided;           /* programs decided from header fields, never run */
+	size_t hoisted;           /* tests evaluated once per packet for every program */
 };
 
 /*

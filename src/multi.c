@@ -21,12 +21,18 @@
  * "decided", its atoms and cut come from the DAG instead of step 2 (so a
  * tail shared by paths with different X still yields atoms), and it is
  * never run.
- * Match: evaluate each indexed field once; the programs listed under its
- * value are candidates; each candidate, and every residual program, is
- * decided from its DAG (raw field values cached per packet) or, when it has
- * none, runs in full on the fast interpreter, the JIT or the reference
- * interpreter; a program that accepts adds its rules, sorted at the end
- * (through a bitmap, or a radix sort).
+ * After the index, the DAGs take a 16-byte match-time form (struct mnode)
+ * and the few tests most DAGs start with (ethertype, IP protocol...) are
+ * hoisted: evaluated once per packet into a class, for which every DAG has a
+ * copy with those tests already followed (build_classes).
+ * Match: compute the packet's class; evaluate each indexed field once (a
+ * bit filter first, then its table); the programs listed under its value
+ * are candidates unless their class copy rejects outright; each candidate,
+ * and every residual program, is decided from its class copy (tested values
+ * read once per packet) or, when it has no DAG, runs in full on the fast
+ * interpreter, the JIT or the reference interpreter; a program that accepts
+ * adds its rules, sorted at the end (straight into a bitmap up to 4,096
+ * rules, else through a bitmap or a radix sort).
  *
  * Invariant (exactness): the result for every packet is exactly the set of
  * rules whose own program returns non-zero.  A program that accepts took,
@@ -39,7 +45,10 @@
  * is a leaf.  A field that cannot be loaded (short
  * packet) has no value and makes no candidates: a path through that atom
  * would have ended with 0 at the load.  Symbolic values are path-insensitive
- * (two paths giving different values meet as unknown).
+ * (two paths giving different values meet as unknown).  A class copy of a
+ * DAG decides as the DAG does whenever the class is used: only when every
+ * hoisted test's value is present, so each hoisted node's outcome is the
+ * class bit; a packet with one absent uses the DAGs as built.
  *
  * The matcher is read-only after build, so threads may share it; per-packet
  * scratch lives in a caller's struct bpfkit_multi_state.  Memory comes from
@@ -111,7 +120,9 @@ struct field {
 	uint8_t size, based;
 	uint32_t tmask;       /* table size - 1 */
 	uint32_t shift;       /* 32 - log2(table size): slot_hash's shift */
+	uint32_t fshift;      /* filter bit of v: slot_hash(v, fshift), 8x the slots */
 	struct slot *slots;
+	uint64_t *filter;     /* bit set for each value in slots: most misses stop here */
 	uint32_t distinct;    /* build: distinct values among atoms (selectivity) */
 	uint32_t first_pair;  /* build: list of this field's pairs */
 };
@@ -149,6 +160,31 @@ struct dnode {
 	uint32_t op;
 };
 
+/*
+ * The match-time form of the DAG nodes, 16 bytes: node i of struct dnode is
+ * mnodes[i + 2]; mnodes[MN_ACCEPT] and mnodes[MN_REJECT] are the leaves,
+ * nodes whose both edges lead to themselves (on value 0, always present),
+ * so DAG walks run without a branch per step.  A node tests value vid =
+ * vop >> 2 (a raw field and a mask, read and masked once per packet) with
+ * op vop & 3; an absent value rejects.  progs[].entry is in this numbering
+ * after the build (DEC_NONE still means undecided).
+ */
+#define MN_ACCEPT 0u
+#define MN_REJECT 1u
+/* At most this many hoisted tests: 2^MAX_HOT + 1 entry rows. */
+#define MAX_HOT 6
+
+struct mnode {
+	uint32_t k;
+	uint32_t next[2];   /* [0] false, [1] true */
+	uint32_t vop;       /* vid << 2 | op */
+};
+
+/* A tested value: raw field raw (UINT32_MAX: the constant 0) & mask. */
+struct tval {
+	uint32_t raw, mask;
+};
+
 /* A raw field: size bytes at off (plus 4*(pkt[base]&0xf) when based); size 0: wire length. */
 struct raw {
 	uint32_t off, base;
@@ -169,10 +205,20 @@ struct bpfkit_multi {
 	uint32_t *cands;
 	uint32_t *residual;
 	struct bpfkit_insn *code;
-	struct dnode *nodes;
+	struct dnode *nodes;     /* build only (freed by move_dags) */
 	size_t nnodes, decided;
 	struct raw *raws;
 	size_t nraws;
+	struct mnode *mnodes;    /* nnodes + 2 */
+	struct tval *vals;       /* vals[0]: the constant 0 */
+	size_t nvals;
+	/* Hoisted tests (see build_classes): hot[h] is a test (vop, k) whose
+	 * outcome is bit h of the packet's class; centry[c * nprogs + j] is
+	 * program j's entry with the hot tests at its start already followed
+	 * for class c; row 1 << nhot: every entry as is (a hot value absent). */
+	struct mnode hot[MAX_HOT];
+	unsigned nhot;
+	uint32_t *centry;
 };
 
 struct bpfkit_multi_state {
@@ -184,9 +230,9 @@ struct bpfkit_multi_state {
 	uint32_t *pend;         /* this packet's candidate programs */
 	uint32_t *ids, *tmp;    /* matched rule ids; radix sort's buffer */
 	uint64_t *bits;         /* (nrules + 63) / 64 words, zero between calls */
-	uint64_t *rval;         /* raw field values, bit 32: absent */
+	uint64_t *rval;         /* tested values (m->vals), bit 32: absent */
 	uint32_t *rgen;         /* rval[i] is this packet's when rgen[i] == gen */
-	size_t nraws;
+	size_t nvals;
 };
 
 /* The counting hook: a 16-byte header holds each block's size. */
@@ -1241,36 +1287,277 @@ static void build_free_scratch(struct build *b)
 	mem_free(t, b->dreach);
 }
 
-/* Moves the decision DAGs and raw fields from scratch to counted memory. */
+/* A DAG successor (DEC_ACCEPT, DEC_REJECT or a dnode index) in mnode numbering. */
+static uint32_t mnode_index(uint32_t x)
+{
+	return x == DEC_ACCEPT ? MN_ACCEPT : x == DEC_REJECT ? MN_REJECT : x + 2;
+}
+
+/*
+ * Converts the decision DAGs (scratch) to their match-time form in counted
+ * memory (struct mnode, each distinct (raw field, mask) a value id) and
+ * moves the raw fields; renumbers progs[].entry.  The scratch nodes go.
+ */
 static int move_dags(struct build *b, int rc)
 {
 	struct bpfkit_multi *m = b->m;
 	const struct bpfkit_alloc *c = &m->counting;
-	struct dnode *nodes = NULL;
+	struct mnode *mn = NULL;
+	struct tval *vals = NULL;
 	struct raw *raws = NULL;
+	uint32_t *vmap = NULL;
+	size_t vmask = 15;
+	while (vmask + 1 < 2 * (m->nnodes + 1))
+		vmask = vmask * 2 + 1;
 	if (rc == 0) {
-		nodes = mem_alloc_array(c, m->nnodes ? m->nnodes : 1, sizeof *nodes);
+		mn = mem_alloc_array(c, m->nnodes + 2, sizeof *mn);
+		vals = mem_alloc_array(c, m->nnodes + 1, sizeof *vals);
 		raws = mem_alloc_array(c, m->nraws ? m->nraws : 1, sizeof *raws);
-		if (!nodes || !raws) {
-			mem_free(c, nodes);
+		vmap = mem_alloc_array(b->tmp, vmask + 1, sizeof *vmap);
+		if (!mn || !vals || !raws || !vmap) {
+			mem_free(c, mn);
+			mem_free(c, vals);
 			mem_free(c, raws);
-			nodes = NULL;
+			mn = NULL;
+			vals = NULL;
 			raws = NULL;
 			error_oom(b->err);
 			rc = -1;
-		} else {
-			if (m->nnodes)
-				memcpy(nodes, m->nodes, m->nnodes * sizeof *nodes);
-			if (m->nraws)
-				memcpy(raws, m->raws, m->nraws * sizeof *raws);
 		}
 	}
+	if (rc == 0) {
+		if (m->nraws)
+			memcpy(raws, m->raws, m->nraws * sizeof *raws);
+		memset(vmap, 0, (vmask + 1) * sizeof *vmap);
+		size_t nv = 1;
+		vals[0] = (struct tval){UINT32_MAX, 0};
+		for (uint32_t l = MN_ACCEPT; l <= MN_REJECT; l++)
+			mn[l] = (struct mnode){0, {l, l}, DOP_JGE};
+		for (size_t i = 0; i < m->nnodes; i++) {
+			const struct dnode *d = &m->nodes[i];
+			size_t h = hash32((uint64_t)d->raw << 32 | d->mask) & vmask;
+			for (; vmap[h]; h = (h + 1) & vmask) {
+				const struct tval *t = &vals[vmap[h]];
+				if (t->raw == d->raw && t->mask == d->mask)
+					break;
+			}
+			if (!vmap[h]) {
+				vals[nv] = (struct tval){d->raw, d->mask};
+				vmap[h] = (uint32_t)nv++;
+			}
+			mn[i + 2] = (struct mnode){d->k, {mnode_index(d->next[0]),
+					mnode_index(d->next[1])}, vmap[h] << 2 | d->op};
+		}
+		m->nvals = nv;
+		for (size_t j = 0; j < m->nprogs; j++)
+			if (m->progs[j].entry != DEC_NONE)
+				m->progs[j].entry = mnode_index(m->progs[j].entry);
+	}
+	mem_free(b->tmp, vmap);
 	mem_free(b->tmp, m->nodes);
 	mem_free(b->tmp, m->raws);
-	m->nodes = nodes;
+	m->nodes = NULL;
+	m->mnodes = mn;
+	m->vals = vals;
 	m->raws = raws;
 	if (rc != 0)
-		m->nnodes = m->nraws = 0;
+		m->nnodes = m->nraws = m->nvals = 0;
+	return rc;
+}
+
+/* Building one class's copy of the DAGs (see build_classes). */
+struct cofactor {
+	struct bpfkit_multi *m;
+	const uint8_t *hot;     /* per original node: index of its hot test + 1, or 0 */
+	uint32_t *memo;         /* per original node: its copy, or UINT32_MAX */
+	size_t cls, n, cap, budget;
+	bool full;              /* out of budget or memory: the copy is abandoned */
+};
+
+/* Node x's copy for the class: hot nodes followed, the others copied. */
+static uint32_t cofactor_node(struct cofactor *cf, uint32_t x)
+{
+	struct bpfkit_multi *m = cf->m;
+	if (x <= MN_REJECT || cf->full)
+		return x;
+	if (cf->memo[x] != UINT32_MAX)
+		return cf->memo[x];
+	struct mnode d = m->mnodes[x];   /* a copy: mnodes moves as it grows */
+	uint32_t r;
+	if (cf->hot[x]) {
+		r = cofactor_node(cf, d.next[(cf->cls >> (cf->hot[x] - 1)) & 1]);
+	} else {
+		uint32_t f = cofactor_node(cf, d.next[0]), t = cofactor_node(cf, d.next[1]);
+		if (cf->full)
+			return MN_REJECT;
+		if (f == MN_REJECT && t == MN_REJECT) {
+			r = MN_REJECT;   /* absent or not, it rejects */
+		} else {
+			if (cf->n >= cf->budget) {
+				cf->full = true;
+				return MN_REJECT;
+			}
+			if (cf->n == cf->cap) {
+				size_t cap = cf->cap * 2;
+				struct mnode *q = mem_realloc(&m->counting, m->mnodes,
+							      cap * sizeof *q);
+				if (!q) {
+					cf->full = true;
+					return MN_REJECT;
+				}
+				m->mnodes = q;
+				cf->cap = cap;
+			}
+			r = (uint32_t)cf->n++;
+			m->mnodes[r] = (struct mnode){d.k, {f, t}, d.vop};
+		}
+	}
+	cf->memo[x] = r;
+	return r;
+}
+
+/*
+ * Hoisted tests.  Most DAGs start with the same few tests (ethertype, IP
+ * protocol, fragment offset), which every candidate would walk again.  The
+ * nhot tests (vop, k) found in the most nodes are evaluated once per packet
+ * into a class (bit h: hot test h's outcome); each program's entry per
+ * class skips the hot tests at the start of its DAG, following the edge the
+ * class gives (exact: a node's outcome is a function of its value, and the
+ * class is used only when every hot value is present, else the last row,
+ * the plain entries).  An entry that becomes MN_REJECT drops the candidate
+ * before any walk.  nhot is as large as keeps the table within twice the
+ * nodes' bytes (at least 64 KB), up to MAX_HOT.
+ */
+static int build_classes(struct build *b)
+{
+	struct bpfkit_multi *m = b->m;
+	const struct bpfkit_alloc *c = &m->counting;
+	size_t nn = m->nnodes + 2, mask = 15;
+	while (mask + 1 < 2 * nn)
+		mask = mask * 2 + 1;
+	uint32_t *map = mem_alloc_array(b->tmp, mask + 1, sizeof *map);   /* node + 1 */
+	uint32_t *grp = mem_alloc_array(b->tmp, nn, sizeof *grp); /* first node with its test */
+	uint32_t *cnt = mem_alloc_array(b->tmp, nn, sizeof *cnt);
+	uint32_t *last = mem_alloc_array(b->tmp, nn, sizeof *last);
+	uint32_t *stack = mem_alloc_array(b->tmp, nn, sizeof *stack);
+	uint8_t *seen = mem_alloc(b->tmp, nn), *hot = mem_alloc(b->tmp, nn);
+	int rc = -1;
+	if (!map || !grp || !cnt || !last || !stack || !seen || !hot)
+		goto out;
+	memset(map, 0, (mask + 1) * sizeof *map);
+	memset(seen, 0, nn);
+	memset(hot, 0, nn);
+	for (size_t i = 2; i < nn; i++) {
+		const struct mnode *d = &m->mnodes[i];
+		size_t h = hash32((uint64_t)d->vop << 32 | d->k) & mask;
+		for (; map[h]; h = (h + 1) & mask) {
+			const struct mnode *o = &m->mnodes[map[h] - 1];
+			if (o->vop == d->vop && o->k == d->k)
+				break;
+		}
+		if (!map[h])
+			map[h] = (uint32_t)i + 1;
+		grp[i] = map[h] - 1;
+	}
+	/* Each round, the test found first (past the hot ones) in the most programs. */
+	size_t limit = 2 * nn * sizeof(struct mnode);
+	if (limit < (64u << 10))
+		limit = 64u << 10;
+	size_t np = m->nprogs ? m->nprogs : 1;
+	unsigned nhot = 0;
+	while (nhot < MAX_HOT && ((size_t)2 << nhot) + 1 <= limit / sizeof(uint32_t) / np) {
+		memset(cnt, 0, nn * sizeof *cnt);
+		memset(last, 0xff, nn * sizeof *last);
+		for (size_t j = 0; j < m->nprogs; j++) {
+			uint32_t x = m->progs[j].entry;
+			if (x == DEC_NONE || x <= MN_REJECT)
+				continue;
+			size_t sp = 0, top = 0;
+			stack[sp++] = x;
+			seen[x] = 1;
+			while (top < sp) {
+				uint32_t y = stack[top++], g = grp[y];
+				if (!hot[g]) {
+					if (last[g] != j) {
+						last[g] = (uint32_t)j;
+						cnt[g]++;
+					}
+					continue;
+				}
+				for (int t = 0; t < 2; t++) {
+					uint32_t z = m->mnodes[y].next[t];
+					if (z > MN_REJECT && !seen[z]) {
+						seen[z] = 1;
+						stack[sp++] = z;
+					}
+				}
+			}
+			for (size_t q = 0; q < sp; q++)
+				seen[stack[q]] = 0;
+		}
+		size_t best = 0;
+		for (size_t i = 2; i < nn; i++)
+			if (grp[i] == i && !hot[i] && cnt[i] >= 2 &&
+			    (size_t)cnt[i] * 32 >= m->nprogs && (!best || cnt[i] > cnt[best]))
+				best = i;
+		if (!best)
+			break;
+		hot[best] = 1;
+		m->hot[nhot++] = m->mnodes[best];
+	}
+	size_t rows = ((size_t)1 << nhot) + 1;
+	m->centry = mem_alloc_array(c, rows * np, sizeof *m->centry);
+	if (!m->centry)
+		goto out;
+	m->nhot = nhot;
+	/* Per original node, its hot test + 1 (hot[] is reused). */
+	memset(hot, 0, nn);
+	for (size_t i = 2; i < nn; i++)
+		for (unsigned q = 0; q < nhot; q++)
+			if (m->hot[q].vop == m->mnodes[i].vop && m->hot[q].k == m->mnodes[i].k)
+				hot[i] = (uint8_t)(q + 1);
+	struct cofactor cf = {m, hot, stack, 0, nn, nn, nn * 4 + 1024, false};
+	for (size_t cl = 0; cl < rows; cl++) {
+		uint32_t *row = m->centry + cl * np;
+		/* A class where two JEQ tests on one value both hold never occurs. */
+		bool live = cl < rows - 1;
+		for (unsigned q = 0; live && q < nhot; q++)
+			for (unsigned r = q + 1; r < nhot; r++)
+				if ((cl >> q & 1) && (cl >> r & 1) &&
+				    m->hot[q].vop == m->hot[r].vop && (m->hot[q].vop & 3) == DOP_JEQ)
+					live = false;
+		/* Copy the DAGs for the class while the budget lasts (copies: 3x the nodes). */
+		size_t before = cf.n;
+		if (live && !cf.full) {
+			memset(cf.memo, 0xff, nn * sizeof *cf.memo);
+			cf.cls = cl;
+			for (size_t j = 0; j < m->nprogs && !cf.full; j++) {
+				uint32_t x = m->progs[j].entry;
+				row[j] = x == DEC_NONE ? x : cofactor_node(&cf, x);
+			}
+			if (!cf.full)
+				continue;
+			cf.n = before;
+		}
+		/* Else only the hot tests at the start of each DAG are followed. */
+		for (size_t j = 0; j < m->nprogs; j++) {
+			uint32_t x = m->progs[j].entry;
+			while (live && x != DEC_NONE && x > MN_REJECT && x < nn && hot[x])
+				x = m->mnodes[x].next[(cl >> (hot[x] - 1)) & 1];
+			row[j] = x;
+		}
+	}
+	rc = 0;
+out:
+	if (rc != 0)
+		error_oom(b->err);
+	mem_free(b->tmp, map);
+	mem_free(b->tmp, grp);
+	mem_free(b->tmp, cnt);
+	mem_free(b->tmp, last);
+	mem_free(b->tmp, stack);
+	mem_free(b->tmp, seen);
+	mem_free(b->tmp, hot);
 	return rc;
 }
 
@@ -1285,8 +1572,10 @@ BPFKIT_API void bpfkit_multi_free(struct bpfkit_multi *m)
 		if (m->jits)
 			bpfkit_jit_free(m->jits[i]);
 	}
-	for (size_t i = 0; m->fields && i < m->nfields; i++)
+	for (size_t i = 0; m->fields && i < m->nfields; i++) {
 		mem_free(c, m->fields[i].slots);
+		mem_free(c, m->fields[i].filter);
+	}
 	mem_free(c, m->fields);
 	mem_free(c, m->progs);
 	mem_free(c, m->fasts);
@@ -1295,7 +1584,9 @@ BPFKIT_API void bpfkit_multi_free(struct bpfkit_multi *m)
 	mem_free(c, m->cands);
 	mem_free(c, m->residual);
 	mem_free(c, m->code);
-	mem_free(c, m->nodes);
+	mem_free(c, m->mnodes);
+	mem_free(c, m->vals);
+	mem_free(c, m->centry);
 	mem_free(c, m->raws);
 	mem_free(m->user, m);
 }
@@ -1548,12 +1839,23 @@ static int build_index(struct build *b)
 		d->shift = 32;
 		for (size_t z = size; z > 1; z /= 2)
 			d->shift--;
+		d->fshift = d->shift > 3 ? d->shift - 3 : d->shift;
+		size_t words = ((size_t)1 << (32 - d->fshift)) / 64;
+		words = words ? words : 1;
+		d->filter = mem_alloc_array(c, words, sizeof *d->filter);
+		if (!d->filter) {
+			mem_free(c, d->slots);
+			goto oom_fields;
+		}
+		memset(d->filter, 0, words * sizeof *d->filter);
 		nf++;
 		for (uint32_t pi = src->first_pair; pi != UINT32_MAX;
 		     pi = b->pairs[pi].next_in_field) {
 			const struct pair *pp = &b->pairs[pi];
 			if (!pp->count)
 				continue;
+			uint32_t fb = slot_hash(pp->value, d->fshift);
+			d->filter[fb / 64] |= (uint64_t)1 << (fb % 64);
 			uint32_t h = slot_hash(pp->value, d->shift);
 			while (d->slots[h].count)
 				h = (h + 1) & d->tmask;
@@ -1565,8 +1867,10 @@ static int build_index(struct build *b)
 	m->nfields = nf;
 	return 0;
 oom_fields:
-	for (size_t f = 0; f < nf; f++)
+	for (size_t f = 0; f < nf; f++) {
 		mem_free(c, fields[f].slots);
+		mem_free(c, fields[f].filter);
+	}
 	mem_free(c, fields);
 oom:
 	error_oom(b->err);
@@ -1615,6 +1919,8 @@ BPFKIT_API int bpfkit_multi_build(const struct bpfkit_prog *rules, size_t n, uns
 	}
 	if (rc == 0 || m->nodes || m->raws)
 		rc = move_dags(&b, rc);
+	if (rc == 0)
+		rc = build_classes(&b);
 	/* Engines last: a decided program needs none. */
 	if (rc == 0)
 		rc = build_engines(&b, flags);
@@ -1639,6 +1945,7 @@ BPFKIT_API void bpfkit_multi_stats(const struct bpfkit_multi *m, struct bpfkit_m
 	s->jitted = m->jitted;
 	s->bytes = m->bytes + sizeof *m;
 	s->decided = m->decided;
+	s->hoisted = m->nhot;
 }
 
 BPFKIT_API size_t bpfkit_multi_rules(const struct bpfkit_multi *m)
@@ -1666,15 +1973,15 @@ BPFKIT_API int bpfkit_multi_state_new(const struct bpfkit_multi *m,
 	}
 	st->nprogs = m->nprogs;
 	st->nrules = m->nrules;
-	st->nraws = m->nraws;
+	st->nvals = m->nvals;
 	size_t nw = (m->nrules + 63) / 64;
 	st->stamp = mem_alloc_array(st->alloc, m->nprogs ? m->nprogs : 1, sizeof *st->stamp);
-	st->ids = mem_alloc_array(st->alloc, m->nrules ? m->nrules : 1, sizeof *st->ids);
+	st->ids = mem_alloc_array(st->alloc, m->nrules + 4, sizeof *st->ids); /* 4: sort_ids */
 	st->pend = mem_alloc_array(st->alloc, m->nprogs ? m->nprogs : 1, sizeof *st->pend);
 	st->tmp = mem_alloc_array(st->alloc, m->nrules ? m->nrules : 1, sizeof *st->tmp);
 	st->bits = mem_alloc_array(st->alloc, nw ? nw : 1, sizeof *st->bits);
-	st->rval = mem_alloc_array(st->alloc, m->nraws ? m->nraws : 1, sizeof *st->rval);
-	st->rgen = mem_alloc_array(st->alloc, m->nraws ? m->nraws : 1, sizeof *st->rgen);
+	st->rval = mem_alloc_array(st->alloc, m->nvals ? m->nvals : 1, sizeof *st->rval);
+	st->rgen = mem_alloc_array(st->alloc, m->nvals ? m->nvals : 1, sizeof *st->rgen);
 	if (!st->stamp || !st->ids || !st->pend || !st->tmp || !st->bits || !st->rval || !st->rgen) {
 		bpfkit_multi_state_free(st);
 		error_oom(err);
@@ -1682,7 +1989,7 @@ BPFKIT_API int bpfkit_multi_state_new(const struct bpfkit_multi *m,
 	}
 	memset(st->stamp, 0, (m->nprogs ? m->nprogs : 1) * sizeof *st->stamp);
 	memset(st->bits, 0, (nw ? nw : 1) * sizeof *st->bits);
-	memset(st->rgen, 0, (m->nraws ? m->nraws : 1) * sizeof *st->rgen);
+	memset(st->rgen, 0, (m->nvals ? m->nvals : 1) * sizeof *st->rgen);
 	*out = st;
 	return 0;
 }
@@ -1734,41 +2041,49 @@ static inline uint32_t run_prog(const struct runner *r, const uint8_t *pkt, uint
 	return bpfkit_interp(r->insns, r->len, pkt, caplen, wirelen, NULL);
 }
 
-/* Raw field id's value in this packet, cached; bit 32 set when it is past caplen. */
-static inline uint64_t raw_value(const struct bpfkit_multi *m, struct bpfkit_multi_state *st,
+/* Tested value id's value in this packet (raw field & mask), cached; bit 32
+ * set when the raw field is past caplen. */
+static inline uint64_t val_value(const struct bpfkit_multi *m, struct bpfkit_multi_state *st,
 				 uint32_t id, const uint8_t *p, uint32_t caplen, uint32_t wirelen)
 {
 	if (st->rgen[id] == st->gen)
 		return st->rval[id];
-	const struct raw *r = &m->raws[id];
-	uint64_t v = (uint64_t)1 << 32, off = r->off;
-	if (r->size == 0) {
-		v = wirelen;
-	} else if (!r->based || r->base < caplen) {
-		if (r->based)
-			off += 4u * (p[r->base] & 0xfu);
-		if (off <= caplen && r->size <= caplen - off) {
-			const uint8_t *q = p + off;
-			switch (r->size) {
-			case 4:
-				v = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 |
-				    (uint32_t)q[2] << 8 | q[3];
-				break;
-			case 2: v = (uint32_t)q[0] << 8 | q[1]; break;
-			default: v = q[0]; break;
+	const struct tval *t = &m->vals[id];
+	uint64_t v = (uint64_t)1 << 32;
+	if (t->raw == UINT32_MAX) {
+		v = 0;
+	} else {
+		const struct raw *r = &m->raws[t->raw];
+		uint64_t off = r->off;
+		if (r->size == 0) {
+			v = wirelen;
+		} else if (!r->based || r->base < caplen) {
+			if (r->based)
+				off += 4u * (p[r->base] & 0xfu);
+			if (off <= caplen && r->size <= caplen - off) {
+				const uint8_t *q = p + off;
+				switch (r->size) {
+				case 4:
+					v = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 |
+					    (uint32_t)q[2] << 8 | q[3];
+					break;
+				case 2: v = (uint32_t)q[0] << 8 | q[1]; break;
+				default: v = q[0]; break;
+				}
 			}
 		}
+		if (!(v >> 32))
+			v &= t->mask;
 	}
 	st->rgen[id] = st->gen;
 	st->rval[id] = v;
 	return v;
 }
 
-/* Node d's test on a present value v: 1 for its true edge, 0 for its false one. */
-static inline unsigned dnode_test(const struct dnode *d, uint32_t v)
+/* Node d's test on present (masked) value a. */
+static inline bool mnode_test(const struct mnode *d, uint32_t a)
 {
-	uint32_t a = v & d->mask;
-	switch (d->op) {
+	switch (d->vop & 3) {
 	case DOP_JEQ: return a == d->k;
 	case DOP_JGT: return a > d->k;
 	case DOP_JGE: return a >= d->k;
@@ -1776,12 +2091,45 @@ static inline unsigned dnode_test(const struct dnode *d, uint32_t v)
 	}
 }
 
+/* Node d's successor for value v (masked; bit 32: absent, which rejects). */
+static inline uint32_t mnode_step(const struct mnode *d, uint64_t v)
+{
+	if (v >> 32)
+		return MN_REJECT;
+	return d->next[mnode_test(d, (uint32_t)v)];
+}
+
 /* How many candidates ahead the match loop prefetches decision nodes. */
 #define PREFETCH_AHEAD 4
 /* DAG walks interleaved per group of candidates. */
 #define LANES 4
-/* Up to this many raw fields are all read at the start of each packet. */
-#define EAGER_RAWS 64
+/* Up to this many tested values are all read at the start of each packet. */
+#define EAGER_VALS 64
+
+/*
+ * Moves the set bits of the bitmap words marked in `words` to st->ids in
+ * increasing order, clearing them.  Branch-free for up to 4 bits a word:
+ * st->ids has 4 spare entries, so the writes past a word's bits are
+ * harmless (the next word overwrites them).
+ */
+static void bits_to_ids(struct bpfkit_multi_state *st, uint64_t words)
+{
+	uint32_t *ids = st->ids;
+	size_t k = 0;
+	for (; words; words &= words - 1) {
+		unsigned w = (unsigned)__builtin_ctzll(words);
+		uint64_t x = st->bits[w];
+		st->bits[w] = 0;
+		uint32_t base = w * 64;
+		for (int r = 0; r < 4; r++) {
+			ids[k] = base + (unsigned)__builtin_ctzll(x | (uint64_t)1 << 63);
+			k += x != 0;
+			x &= x - 1;
+		}
+		for (; x; x &= x - 1)
+			ids[k++] = base + (unsigned)__builtin_ctzll(x);
+	}
+}
 
 /*
  * Sorts the n matched rule ids (distinct, < nrules) in st->ids: insertion
@@ -1814,10 +2162,8 @@ static void sort_ids(struct bpfkit_multi_state *st, size_t n)
 		for (size_t w = lo; w <= hi; w++) {
 			uint64_t x = st->bits[w];
 			st->bits[w] = 0;
-			while (x) {
+			for (; x; x &= x - 1)
 				ids[k++] = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(x));
-				x &= x - 1;
-			}
 		}
 		return;
 	}
@@ -1844,17 +2190,37 @@ BPFKIT_API size_t bpfkit_multi_match(const struct bpfkit_multi *m, struct bpfkit
 {
 	if (++st->gen == 0) {
 		memset(st->stamp, 0, st->nprogs * sizeof *st->stamp);
-		memset(st->rgen, 0, st->nraws * sizeof *st->rgen);
+		memset(st->rgen, 0, st->nvals * sizeof *st->rgen);
 		st->gen = 1;
 	}
-	/* Candidates first (each once), prefetching their runners; then each is
-	 * decided or run, its first nodes prefetched a few candidates ahead. */
+	/* At most 64 bitmap words (4,096 rules): matches go straight to the
+	 * bitmap, `words` marking the words used, and come out sorted. */
+	bool direct = st->nrules <= 64 * 64;
+	uint64_t words = 0;
+	/* The packet's class: the hot tests' outcomes (last row: one is absent). */
+	size_t cl = 0;
+	for (unsigned q = 0; q < m->nhot; q++) {
+		const struct mnode *d = &m->hot[q];
+		uint64_t v = val_value(m, st, d->vop >> 2, pkt, caplen, wirelen);
+		if (v >> 32) {
+			cl = (size_t)1 << m->nhot;
+			break;
+		}
+		cl |= (size_t)mnode_test(d, (uint32_t)v) << q;
+	}
+	const uint32_t *ent = m->centry + cl * m->nprogs;
+	/* Candidates first (each once; not those the class rejects), prefetching
+	 * their runners; then each is decided or run, its first nodes prefetched
+	 * a few candidates ahead. */
 	size_t nids = 0, np = 0;
 	uint32_t *pend = st->pend;
 	for (size_t f = 0; f < m->nfields; f++) {
 		const struct field *fd = &m->fields[f];
 		uint32_t v;
 		if (!field_value(fd, pkt, caplen, &v))
+			continue;
+		uint32_t fb = slot_hash(v, fd->fshift);
+		if (!(fd->filter[fb / 64] >> (fb % 64) & 1))
 			continue;
 		uint32_t h = slot_hash(v, fd->shift);
 		for (;; h = (h + 1) & fd->tmask) {
@@ -1868,6 +2234,8 @@ BPFKIT_API size_t bpfkit_multi_match(const struct bpfkit_multi *m, struct bpfkit
 				if (st->stamp[j] == st->gen)
 					continue;
 				st->stamp[j] = st->gen;
+				if (ent[j] == MN_REJECT)
+					continue;
 				__builtin_prefetch(&m->progs[j]);
 				pend[np++] = j;
 			}
@@ -1875,57 +2243,88 @@ BPFKIT_API size_t bpfkit_multi_match(const struct bpfkit_multi *m, struct bpfkit
 		}
 	}
 	for (size_t i = 0; i < m->nresidual; i++)
-		pend[np++] = m->residual[i];
-	/* Few raw fields and enough walks to pay for reading them all now: then DAG
+		if (ent[m->residual[i]] != MN_REJECT)
+			pend[np++] = m->residual[i];
+	/* Few values and enough walks to pay for reading them all now: then DAG
 	 * walks need no cache check. */
-	bool eager = m->nraws <= EAGER_RAWS && np * 4 >= m->nraws;
+	bool eager = m->nvals <= EAGER_VALS && np * 4 >= m->nvals;
 	if (eager)
-		for (uint32_t r = 0; r < m->nraws; r++)
-			raw_value(m, st, r, pkt, caplen, wirelen);
+		for (uint32_t r = 0; r < m->nvals; r++)
+			val_value(m, st, r, pkt, caplen, wirelen);
+	const struct mnode *mn = m->mnodes;
 	for (size_t i = 0; i < PREFETCH_AHEAD && i < np; i++) {
-		uint32_t e = m->progs[pend[i]].entry;
-		if (e < DEC_LEAF)
-			__builtin_prefetch(&m->nodes[e]);
+		uint32_t e = ent[pend[i]];
+		if (e != DEC_NONE)
+			__builtin_prefetch(&mn[e]);
 	}
-	/* LANES DAG walks at once: their node loads overlap instead of chaining. */
+	/* LANES DAG walks at once: their node loads overlap instead of chaining.
+	 * A lane at a leaf stays there (the leaves lead to themselves); an
+	 * undecided program's lane waits at MN_REJECT and the program runs. */
 	for (size_t i = 0; i < np; i += LANES) {
 		size_t nl = np - i < LANES ? np - i : LANES;
 		uint32_t e[LANES];
 		for (size_t l = 0; l < LANES; l++) {
-			e[l] = l < nl ? m->progs[pend[i + l]].entry : DEC_REJECT;
+			uint32_t x = l < nl ? ent[pend[i + l]] : MN_REJECT;
+			e[l] = x == DEC_NONE ? MN_REJECT : x;
 			size_t ahead = i + l + PREFETCH_AHEAD;
 			if (ahead < np) {
-				uint32_t f = m->progs[pend[ahead]].entry;
-				if (f < DEC_LEAF) {
-					__builtin_prefetch(&m->nodes[f]);
-					__builtin_prefetch((const char *)&m->nodes[f] - 64);
+				uint32_t f = ent[pend[ahead]];
+				if (f != DEC_NONE && f > MN_REJECT) {
+					/* Its nodes lie below it (children first). */
+					__builtin_prefetch(&mn[f]);
+					__builtin_prefetch(&mn[f - (f >= 4 ? 4 : 0)]);
 				}
 			}
 		}
 		bool active = true;
-		while (active) {
-			active = false;
-			for (size_t l = 0; l < LANES; l++) {
-				if (e[l] >= DEC_LEAF)
-					continue;
-				const struct dnode *d = &m->nodes[e[l]];
-				uint64_t v = eager ? st->rval[d->raw] :
-					     raw_value(m, st, d->raw, pkt, caplen, wirelen);
-				e[l] = (v >> 32) ? DEC_REJECT :
-				       d->next[dnode_test(d, (uint32_t)v)];
-				active |= e[l] < DEC_LEAF;
+		if (eager) {
+			const uint64_t *rv = st->rval;
+			while (active) {
+				active = false;
+				for (size_t l = 0; l < LANES; l++) {
+					if (e[l] <= MN_REJECT)
+						continue;
+					const struct mnode *d = &mn[e[l]];
+					e[l] = mnode_step(d, rv[d->vop >> 2]);
+					active |= e[l] > MN_REJECT;
+				}
+			}
+		} else {
+			while (active) {
+				active = false;
+				for (size_t l = 0; l < LANES; l++) {
+					if (e[l] <= MN_REJECT)
+						continue;
+					const struct mnode *d = &mn[e[l]];
+					uint64_t v = val_value(m, st, d->vop >> 2, pkt, caplen,
+							       wirelen);
+					e[l] = mnode_step(d, v);
+					active |= e[l] > MN_REJECT;
+				}
 			}
 		}
 		for (size_t l = 0; l < nl; l++) {
 			const struct runner *r = &m->progs[pend[i + l]];
-			bool acc = e[l] == DEC_ACCEPT ||
-				   (e[l] == DEC_NONE && run_prog(r, pkt, caplen, wirelen) != 0);
-			if (acc)
+			bool acc = r->entry == DEC_NONE ? run_prog(r, pkt, caplen, wirelen) != 0 :
+				   e[l] == MN_ACCEPT;
+			if (!acc)
+				continue;
+			if (direct) {
+				for (uint32_t k = 0; k < r->nrules; k++) {
+					uint32_t id = m->rule_ids[r->first + k];
+					st->bits[id / 64] |= (uint64_t)1 << (id % 64);
+					words |= (uint64_t)1 << (id / 64);
+				}
+				nids += r->nrules;
+			} else {
 				for (uint32_t k = 0; k < r->nrules; k++)
 					st->ids[nids++] = m->rule_ids[r->first + k];
+			}
 		}
 	}
-	if (nids > 1)
+	if (direct)
+		bits_to_ids(st, words);
+	else if (nids > 1)
 		sort_ids(st, nids);
 	if (ids)
 		*ids = st->ids;

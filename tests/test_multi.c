@@ -384,6 +384,7 @@ TEST(multi_decided_equals_run_all_at_every_caplen)
 		bpfkit_multi_stats(m[0], &s0);
 		bpfkit_multi_stats(m[1], &s1);
 		CHECK_EQ(s1.decided, 0);
+		CHECK(s0.hoisted > 0); /* the class path is the one tested */
 		decided += s0.decided;
 		programs += s0.programs;
 		size_t bad = 0;
@@ -419,6 +420,79 @@ TEST(multi_decided_equals_run_all_at_every_caplen)
 	}
 	CHECK(checked > 5000);
 	CHECK(decided * 2 > programs); /* most random rules are decided */
+}
+
+/*
+ * Large rule sets, where matches no longer go straight to a bitmap (more
+ * than 4,096 rules) but are sorted: random rules spread among copies of one
+ * that never matches, at two sizes, so that packets match few rules (the
+ * insertion and radix sorts) and many (the sort through the bitmap).
+ */
+TEST(multi_large_rule_sets_sorted)
+{
+	struct pktset ps = {0};
+	struct pools pl;
+	gen_packets(&ps, 21, 300);
+	harvest(&ps, &pl);
+	rng_state = 21 * 7919;
+	struct ruleset rs;
+	ruleset_make(&rs, 150, 1, &pl);
+	struct bpfkit_prog none;
+	struct bpfkit_error err;
+	if (bpfkit_compile("ether proto 0x1234", NULL, &none, &err) != 0)
+		abort();
+	/* (random rules used, spread): 4,500, 20,000 and 24,000 rules. */
+	static const size_t cfg[][2] = {{150, 30}, {10, 2000}, {60, 400}};
+	size_t sorts[3] = {0}; /* insertion, radix, bitmap */
+	for (size_t z = 0; z < 3; z++) {
+		size_t nr = cfg[z][0] < rs.n ? cfg[z][0] : rs.n, spread = cfg[z][1];
+		size_t n = nr * spread, nw = (n + 63) / 64;
+		struct bpfkit_prog *progs = calloc(n, sizeof *progs);
+		uint8_t *own = calloc(rs.n, 1);
+		if (!progs || !own)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			progs[i] = i % spread == 0 ? rs.progs[i / spread] : none;
+		struct bpfkit_multi *m;
+		struct bpfkit_multi_state *st;
+		if (bpfkit_multi_build(progs, n, BPFKIT_MULTI_FAST, NULL, &m, &err) != 0 ||
+		    bpfkit_multi_state_new(m, NULL, &st, &err) != 0)
+			abort();
+		size_t bad = 0;
+		for (size_t k = 0; k < ps.n; k++) {
+			const uint8_t *d = ps.data[k];
+			uint32_t c = ps.caplen[k], w = ps.wirelen[k];
+			size_t want = 0;
+			for (size_t i = 0; i < nr; i++) {
+				own[i] = bpfkit_interp(rs.progs[i].insns, rs.progs[i].len, d, c, w,
+						       NULL) != 0;
+				want += own[i];
+			}
+			const uint32_t *ids;
+			size_t nm = bpfkit_multi_match(m, st, d, c, w, &ids), j = 0;
+			bool same = nm == want;
+			for (size_t i = 0; i < nr && same; i++) {
+				bool got = j < nm && ids[j] == i * spread;
+				j += got;
+				same = got == own[i];
+			}
+			if (!same && bad++ < 5)
+				CHECK_MSG(0, "%zu rules: packet %zu: %zu matches, want %zu", n, k,
+					  nm, want);
+			if (nm > 1)
+				sorts[nm <= 12 ? 0 : nw <= 16 * nm + 64 ? 2 : 1]++;
+		}
+		bpfkit_multi_state_free(st);
+		bpfkit_multi_free(m);
+		free(progs);
+		free(own);
+	}
+	/* Every sort ran. */
+	CHECK_MSG(sorts[0] > 10 && sorts[1] > 0 && sorts[2] > 10, "sorts %zu %zu %zu", sorts[0],
+		  sorts[1], sorts[2]);
+	bpfkit_prog_free(NULL, &none);
+	ruleset_free(&rs);
+	pktset_free(&ps);
 }
 
 static bool is_capture(const char *name)
