@@ -129,6 +129,17 @@ bool opt_walk_take(struct opt_walk *w, int b, struct opt_ctx *ctx)
 	return true;
 }
 
+void opt_walk_edge(struct opt_walk *w, const struct ir_block *blk, const struct opt_ctx *ctx,
+		   int s, struct opt_ctx *e)
+{
+	*e = (struct opt_ctx){.st = ctx->st, .set = true};
+	if (!opt_facts_copy(w->al, &e->facts, &ctx->facts))
+		e->facts.n = 0;   /* fewer facts: still sound */
+	if (blk->term == IR_BRANCH)
+		opt_facts_learn(&w->vals, w->al, &e->facts, blk->jcode, blk->k,
+				ctx->st.r[OPT_A], ctx->st.r[OPT_X], s == 0);
+}
+
 void opt_walk_send(struct opt_walk *w, int t, struct opt_ctx *ctx)
 {
 	opt_ctx_meet(&w->vals, w->al, &w->in[t], ctx);

@@ -149,6 +149,12 @@ int opt_walk_init(struct opt_walk *w, struct ir_func *fn, const struct bpfkit_al
 		  bool liveness);
 /* Moves block b's entry context to ctx; false when nothing reaches b. */
 bool opt_walk_take(struct opt_walk *w, int b, struct opt_ctx *ctx);
+/*
+ * The context on blk's edge s (0: true or the jump, 1: false), from ctx, the
+ * context after blk's statements: its facts plus the branch outcome.
+ */
+void opt_walk_edge(struct opt_walk *w, const struct ir_block *blk, const struct opt_ctx *ctx,
+		   int s, struct opt_ctx *e);
 /* Meets ctx into target t's entry and frees ctx's facts. */
 void opt_walk_send(struct opt_walk *w, int t, struct opt_ctx *ctx);
 void opt_walk_free(struct opt_walk *w);

@@ -233,12 +233,8 @@ int opt_pass_pullup(struct ir_func *fn, const struct bpfkit_alloc *al)
 		for (int s = 0; s < blk->nstmts; s++)
 			opt_eval(&w.vals, al, &ctx.st, &ctx.facts, &blk->stmts[s], true);
 		for (int s = 0; s < opt_nsucc(blk); s++) {
-			struct opt_ctx e = {.st = ctx.st, .set = true};
-			if (!opt_facts_copy(al, &e.facts, &ctx.facts))
-				e.facts.n = 0;
-			if (blk->term == IR_BRANCH)
-				opt_facts_learn(&w.vals, al, &e.facts, blk->jcode, blk->k,
-						ctx.st.r[OPT_A], ctx.st.r[OPT_X], s == 0);
+			struct opt_ctx e;
+			opt_walk_edge(&w, blk, &ctx, s, &e);
 			opt_walk_send(&w, blk->succ[s], &e);
 		}
 		opt_facts_free(al, &ctx.facts);

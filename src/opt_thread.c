@@ -99,12 +99,8 @@ int opt_pass_thread(struct ir_func *fn, const struct bpfkit_alloc *al)
 		}
 		int ns = opt_nsucc(blk);
 		for (int s = 0; s < ns; s++) {
-			struct opt_ctx e = {.st = ctx.st, .set = true};
-			if (!opt_facts_copy(al, &e.facts, &ctx.facts))
-				e.facts.n = 0;   /* fewer facts: still sound */
-			if (blk->term == IR_BRANCH)
-				opt_facts_learn(&w.vals, al, &e.facts, blk->jcode, blk->k, A, X,
-						s == 0);
+			struct opt_ctx e;
+			opt_walk_edge(&w, blk, &ctx, s, &e);
 			int t = blk->succ[s];
 			if (!e.facts.dead)
 				t = thread_edge(&w, t, &ctx.st, &e.facts, &budget);

@@ -144,21 +144,16 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite,
 			opt_facts_free(al, &ctx.facts);
 			continue;
 		}
-		int A = ctx.st.r[OPT_A], X = ctx.st.r[OPT_X];
 		uint32_t k;
 		if (rewrite && blk->term == IR_BRANCH && BPFKIT_SRC(blk->jcode) == BPFKIT_X &&
-		    opt_is_const(&w.vals, X, &k)) {
+		    opt_is_const(&w.vals, ctx.st.r[OPT_X], &k)) {
 			blk->jcode = (uint16_t)((blk->jcode & ~BPFKIT_X) | BPFKIT_K);
 			blk->k = k;
 		}
 		int ns = opt_nsucc(blk);
 		for (int s = 0; s < ns; s++) {
-			struct opt_ctx e = {.st = ctx.st, .set = true};
-			if (!opt_facts_copy(al, &e.facts, &ctx.facts))
-				e.facts.n = 0;
-			if (blk->term == IR_BRANCH)
-				opt_facts_learn(&w.vals, al, &e.facts, blk->jcode, blk->k, A, X,
-						s == 0);
+			struct opt_ctx e;
+			opt_walk_edge(&w, blk, &ctx, s, &e);
 			opt_walk_send(&w, blk->succ[s], &e);
 		}
 		opt_facts_free(al, &ctx.facts);
