@@ -1279,8 +1279,8 @@ static int filter_packets(struct filter_run *fr)
 	return rc;
 }
 
-/* filter_packets on a mapped file: SIGBUS (the file shrank) becomes an error. */
-static int filter_mapped(struct filter_run *fr)
+/* run(arg) over a mapped file: SIGBUS (the file shrank) becomes an error naming it. */
+static int run_mapped(const char *name, int (*run)(void *), void *arg)
 {
 	struct sigaction sa, old;
 	memset(&sa, 0, sizeof sa);
@@ -1289,11 +1289,16 @@ static int filter_mapped(struct filter_run *fr)
 	sigaction(SIGBUS, &sa, &old);
 	int rc;
 	if (sigsetjmp(sigbus_jump, 1) != 0)
-		rc = input_error(fr->in_name, "the file shrank while it was being read");
+		rc = input_error(name, "the file shrank while it was being read");
 	else
-		rc = filter_packets(fr);
+		rc = run(arg);
 	sigaction(SIGBUS, &old, NULL);
 	return rc;
+}
+
+static int filter_packets_cb(void *fr)
+{
+	return filter_packets(fr);
 }
 
 static int cmd_filter(const struct command *cmd, int argc, char **argv)
@@ -1414,7 +1419,7 @@ static int cmd_filter(const struct command *cmd, int argc, char **argv)
 		}
 	}
 
-	rc = in.map ? filter_mapped(&fr) : filter_packets(&fr);
+	rc = in.map ? run_mapped(fr.in_name, filter_packets_cb, &fr) : filter_packets(&fr);
 
 	if (rc == EXIT_OK && fr.wr && fr.matched == 0 && fr.have_first &&
 	    bpfkit_capture_writer_iface(fr.wr, &fr.first_iface, &err) != 0)
@@ -2481,20 +2486,9 @@ static int multi_packets(struct multi_run *mr)
 	return rc;
 }
 
-static int multi_mapped(struct multi_run *mr)
+static int multi_packets_cb(void *mr)
 {
-	struct sigaction sa, old;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigbus;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	int rc;
-	if (sigsetjmp(sigbus_jump, 1) != 0)
-		rc = input_error(mr->in_name, "the file shrank while it was being read");
-	else
-		rc = multi_packets(mr);
-	sigaction(SIGBUS, &old, NULL);
-	return rc;
+	return multi_packets(mr);
 }
 
 static int cmd_multi(const struct command *cmd, int argc, char **argv)
@@ -2578,7 +2572,7 @@ static int cmd_multi(const struct command *cmd, int argc, char **argv)
 	}
 	if (mr.mode == 's' && (rc = multi_split_open(&mr)) != EXIT_OK)
 		goto done;
-	rc = in.map ? multi_mapped(&mr) : multi_packets(&mr);
+	rc = in.map ? run_mapped(mr.in_name, multi_packets_cb, &mr) : multi_packets(&mr);
 	fprintf(stderr, "%zu rules x %llu packets: %.1f ns/packet\n", mr.nrules,
 		(unsigned long long)mr.packets, mr.packets ? mr.ns / (double)mr.packets : 0.0);
 	if (mr.mode == 's')
