@@ -94,8 +94,8 @@ tests/run: $(TEST_OBJS) libbpfkit.a
 	$(CC) $(BK_LDFLAGS) -o $@ $(TEST_OBJS) libbpfkit.a $(PCAP_LIBS)
 
 # The differential test of the compiler against libpcap (docs/difftest.md).
-tests/difftest: tests/difftest.c libbpfkit.a $(HDRS)
-	$(CC) $(BK_CFLAGS) $(BK_LDFLAGS) -o $@ tests/difftest.c libbpfkit.a $(PCAP_LIBS)
+tests/difftest: tests/difftest.c tests/corpus.c tests/corpus.h libbpfkit.a $(HDRS)
+	$(CC) $(BK_CFLAGS) $(BK_LDFLAGS) -o $@ tests/difftest.c tests/corpus.c libbpfkit.a $(PCAP_LIBS)
 
 difftest: tests/difftest
 	sh tests/difftest.sh
@@ -127,8 +127,8 @@ bench/bench_interp: bench/bench_interp.c libbpfkit.a $(HDRS)
 	$(CC) $(BK_CFLAGS) -o $@ bench/bench_interp.c libbpfkit.a $(PCAP_LIBS) -lm
 
 # The optimizer's figures against libpcap (docs/optimizer-bench.md).
-bench/bench_opt: bench/bench_opt.c libbpfkit.a $(HDRS)
-	$(CC) $(BK_CFLAGS) -o $@ bench/bench_opt.c libbpfkit.a $(PCAP_LIBS) -lm
+bench/bench_opt: bench/bench_opt.c tests/corpus.c tests/corpus.h libbpfkit.a $(HDRS)
+	$(CC) $(BK_CFLAGS) -Itests -o $@ bench/bench_opt.c tests/corpus.c libbpfkit.a $(PCAP_LIBS) -lm
 
 # The multi-filter matcher against per-rule libpcap and JIT (docs/multi.md).
 bench/bench_multi: bench/bench_multi.c libbpfkit.a $(HDRS)

@@ -31,6 +31,7 @@
  */
 #define _GNU_SOURCE 1
 #include "bpfkit.h"
+#include "corpus.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -405,64 +406,11 @@ static void dyn_run(struct dyn *dy, const struct pool *p, const struct cprog *bk
 /* ------------------------------------------------------------------ */
 /* 1 + 3: the corpus, static and dynamic                               */
 
-static void tsv_unescape(char *s)
-{
-	char *w = s;
-	for (char *r = s; *r; r++) {
-		if (*r == '\\' && r[1]) {
-			r++;
-			*w++ = *r == 't' ? '\t' : *r == 'n' ? '\n' : *r == 'r' ? '\r' : *r;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = 0;
-}
 
 static bool namedb_have[3]; /* hosts, ethers, networks */
 
-static bool file_has_line(const char *path, const char *want)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof line, f))
-		found = strcmp(line, want) == 0;
-	fclose(f);
-	return found;
-}
 
-/* Whether each /etc file holds the first line of its namedb test-lines file. */
-static void namedb_probe(void)
-{
-	static const char *const names[3] = {"hosts", "ethers", "networks"};
-	for (int i = 0; i < 3; i++) {
-		char path[4096], line[1024] = "";
-		snprintf(path, sizeof path, "%s/corpus/namedb/%s.test-lines", opt.shared,
-			 names[i]);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(line, sizeof line, f))
-			line[0] = 0;
-		fclose(f);
-		snprintf(path, sizeof path, "/etc/%s", names[i]);
-		namedb_have[i] = line[0] && file_has_line(path, line);
-	}
-}
 
-static bool namedb_ready(const char *needs)
-{
-	if (!*needs)
-		return true;
-	if (opt.no_namedb)
-		return false;
-	return !((strstr(needs, "hosts") && !namedb_have[0]) ||
-		 (strstr(needs, "ethers") && !namedb_have[1]) ||
-		 (strstr(needs, "networks") && !namedb_have[2]));
-}
 
 struct dltstat {
 	int dlt;
@@ -525,7 +473,7 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 			continue;
 		}
 		for (int j = 0; j < nf; j++)
-			tsv_unescape(fld[j]);
+			corpus_tsv_unescape(fld[j]);
 		if (nf < 9 || strcmp(fld[col[1]], "accept") != 0)
 			continue;
 		struct dltstat *s = NULL;
@@ -539,7 +487,7 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 			continue;
 		}
 		s->rows++;
-		if (!namedb_ready(fld[col[7]])) {
+		if (!corpus_namedb_ready(namedb_have, fld[col[7]])) {
 			s->namedb_skipped++;
 			continue;
 		}
@@ -1111,7 +1059,9 @@ int main(int argc, char **argv)
 	setenv("RES_OPTIONS", "timeout:1 attempts:1", 0);
 	mkdir(opt.outdir, 0755);
 
-	namedb_probe();
+	char tsv[4096];
+	snprintf(tsv, sizeof tsv, "%s/corpus/libpcap-filters.tsv", opt.shared);
+	corpus_namedb_probe(tsv, namedb_have);
 	if (!opt.no_namedb && !getenv("BENCH_OPT_NAMESPACE") &&
 	    !(namedb_have[0] && namedb_have[1] && namedb_have[2])) {
 		int st = rerun_with_namedb(argv);

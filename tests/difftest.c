@@ -27,6 +27,7 @@
  * I/O error, 77 bpfkit_compile is not implemented yet.
  */
 #include "bpfkit.h"
+#include "corpus.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -75,20 +76,6 @@ static char *xstrdup(const char *s)
 	return memcpy(xmalloc(n), s, n);
 }
 
-/* TSV (PostgreSQL COPY text) unescaping, in place. */
-static void tsv_unescape(char *s)
-{
-	char *w = s;
-	for (char *r = s; *r; r++) {
-		if (*r == '\\' && r[1]) {
-			r++;
-			*w++ = *r == 't' ? '\t' : *r == 'n' ? '\n' : *r == 'r' ? '\r' : *r;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = 0;
-}
 
 /* The same escaping, for output. */
 static void fput_escaped(FILE *f, const char *s)
@@ -1028,20 +1015,6 @@ struct row {
 	int expect;       /* 1 valid, 0 invalid, -1 decided by the oracle (lists) */
 };
 
-static bool namedb_ready(const char *needs)
-{
-	if (!needs || !*needs)
-		return true;
-	if (opt.no_namedb)
-		return false;
-	if (strstr(needs, "hosts") && !namedb_have[0])
-		return false;
-	if (strstr(needs, "ethers") && !namedb_have[1])
-		return false;
-	if (strstr(needs, "networks") && !namedb_have[2])
-		return false;
-	return true;
-}
 
 /* Compares the savefile verdicts of an apply row with its expected results. */
 static bool check_apply(const struct row *r, const struct prog *p, const struct pktvec *pk,
@@ -1328,7 +1301,7 @@ static int run_corpus(const char *path)
 		if (nf != ncol)
 			continue;
 		for (int j = 0; j < nf; j++)
-			tsv_unescape(fld[j]);
+			corpus_tsv_unescape(fld[j]);
 		struct row r = {
 			.id = fld[col[C_ID]], .kind = fld[col[C_KIND]], .expr = fld[col[C_EXPR]],
 			.errstr = fld[col[C_ERR]], .savefile = fld[col[C_SAVE]],
@@ -1360,7 +1333,7 @@ static int run_corpus(const char *path)
 			compile_only(&r);
 			continue;
 		}
-		if (!namedb_ready(r.needs_namedb) || (opt.no_namedb && strstr(flags, "timeout="))) {
+		if (!corpus_namedb_ready(namedb_have, r.needs_namedb) || (opt.no_namedb && strstr(flags, "timeout="))) {
 			/* Not even compiled: the names would go to DNS, which may be slow. */
 			st->skipped_namedb++;
 			continue;
@@ -1435,42 +1408,7 @@ static int run_list(const char *path)
 /* ------------------------------------------------------------------ */
 /* Name databases: are the test lines installed (see tests/difftest.sh)? */
 
-static char *first_name(const char *corpus, const char *file, bool name_first)
-{
-	char path[4096];
-	const char *slash = strrchr(corpus, '/');
-	int dl = slash ? (int)(slash - corpus) : 1;
-	snprintf(path, sizeof path, "%.*s/namedb/%s", dl, slash ? corpus : ".", file);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	char line[512], *res = NULL;
-	while (!res && fgets(line, sizeof line, f)) {
-		char a[256], b[256];
-		if (line[0] == '#' || sscanf(line, "%255s %255s", a, b) != 2)
-			continue;
-		res = xstrdup(name_first ? a : b);
-	}
-	fclose(f);
-	return res;
-}
 
-/* true when the file has a line with word at field position pos (0 or 1). */
-static bool file_has(const char *path, const char *word, int pos)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	char line[512];
-	bool found = false;
-	while (!found && fgets(line, sizeof line, f)) {
-		char a[256], b[256];
-		if (line[0] != '#' && sscanf(line, "%255s %255s", a, b) == 2)
-			found = strcasecmp(pos ? b : a, word) == 0;
-	}
-	fclose(f);
-	return found;
-}
 
 /*
  * Reads the files themselves rather than asking the resolver: a name that is
@@ -1478,17 +1416,8 @@ static bool file_has(const char *path, const char *word, int pos)
  */
 static void namedb_probe(void)
 {
-	if (!opt.corpus || opt.no_namedb)
-		return;
-	char *h = first_name(opt.corpus, "hosts.test-lines", false);
-	char *e = first_name(opt.corpus, "ethers.test-lines", false);
-	char *n = first_name(opt.corpus, "networks.test-lines", true);
-	namedb_have[0] = h && file_has("/etc/hosts", h, 1);
-	namedb_have[1] = e && file_has("/etc/ethers", e, 1);
-	namedb_have[2] = n && file_has("/etc/networks", n, 0);
-	free(h);
-	free(e);
-	free(n);
+	if (opt.corpus && !opt.no_namedb)
+		corpus_namedb_probe(opt.corpus, namedb_have);
 }
 
 /* ------------------------------------------------------------------ */
