@@ -511,20 +511,13 @@ static void emit_abs(struct prep *p, const struct bpfkit_insn *in, enum fast_opc
 static bool emit_chain(struct prep *p, size_t i)
 {
 	const struct bpfkit_insn *insns = p->insns;
-	const uint16_t jeq = BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K;
-	if (insns[i].jt == 0)
-		return false;
-	size_t target = i + 1 + insns[i].jt, m = 1;
-	while (i + m < p->n && insns[i + m - 1].jf == 0 && insns[i + m].code == jeq &&
-	       insns[i + m].jt != 0 && i + m + 1 + insns[i + m].jt == target &&
-	       p->npred[i + m] == 1)
-		m++;
+	size_t m = opcode_jeq_chain(insns, p->n, i, p->npred);
 	if (m < CHAIN_MIN)
 		return false;
 	bool narrow = true;
 	for (size_t c = 0; c < m; c++)
 		narrow = narrow && insns[i + c].k <= 0xffff;
-	size_t per = narrow ? 4 : 2, last = i + m - 1;
+	size_t target = i + 1 + insns[i].jt, per = narrow ? 4 : 2, last = i + m - 1;
 	for (size_t g = 0; g < m; g += per) {
 		uint32_t v[4];
 		for (size_t c = 0; c < per; c++)

@@ -110,6 +110,14 @@ struct anc_info {
 	const char *alias;    /* another accepted spelling, or NULL */
 };
 extern const struct anc_info anc_table[ANC__COUNT];
+/*
+ * The jeq chain at pc, shared by the engines: how many `jeq #k` from pc on
+ * jump to pc's true target when equal and each fall to the next when not,
+ * the later ones entered only from the one before (npred[i]: predecessors of
+ * instruction i).  0 when pc is no `jeq #k` or jumps nowhere when equal.
+ */
+size_t opcode_jeq_chain(const struct bpfkit_insn *insns, size_t n, size_t pc,
+			const uint8_t *npred);
 /* The ancillary load at absolute offset k (>= SKF_AD_OFF), NULL when none. */
 const struct anc_info *opcode_anc(uint32_t k);
 /* The ancillary load spelled name (len bytes), NULL when none. */

@@ -167,25 +167,17 @@ static int successors(const struct bpfkit_insn *in, size_t pc, size_t out[2])
  */
 #define CHAIN_MIN 6
 
-static bool is_jeq_k(const struct bpfkit_insn *in)
-{
-	return in->code == (BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K);
-}
-
 static void find_chains(struct analysis *an)
 {
 	const struct bpfkit_insn *insns = an->insns;
 	for (size_t pc = 0; pc < an->n; pc++) {
-		if (!(an->flags[pc] & I_REACH) || !is_jeq_k(&insns[pc]) || insns[pc].jt == 0)
+		if (!(an->flags[pc] & I_REACH))
 			continue;
-		size_t target = pc + 1 + insns[pc].jt, m = 1;
-		while (pc + m < an->n && insns[pc + m - 1].jf == 0) {
-			const struct bpfkit_insn *in = &insns[pc + m];
-			if (!is_jeq_k(in) || in->jt == 0 || pc + m + 1 + in->jt != target ||
-			    an->npred[pc + m] != 1 || an->blocks[an->block_of[pc + m]].check)
-				break;
-			m++;
-		}
+		size_t m = opcode_jeq_chain(insns, an->n, pc, an->npred), c = m ? 1 : 0;
+		/* the later members must not check bounds (a check is an exit) */
+		while (c < m && !an->blocks[an->block_of[pc + c]].check)
+			c++;
+		m = c;
 		if (m >= CHAIN_MIN) {
 			an->chain[pc] = (uint32_t)m;
 			pc += m - 1;

@@ -72,3 +72,17 @@ BPFKIT_API const char *bpfkit_anc_name(uint32_t k)
 	const struct anc_info *a = opcode_anc(k);
 	return a ? a->name : NULL;
 }
+
+size_t opcode_jeq_chain(const struct bpfkit_insn *insns, size_t n, size_t pc,
+			const uint8_t *npred)
+{
+	const uint16_t jeq = BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K;
+	if (insns[pc].code != jeq || insns[pc].jt == 0)
+		return 0;
+	size_t target = pc + 1 + insns[pc].jt, m = 1;
+	while (pc + m < n && insns[pc + m - 1].jf == 0 && insns[pc + m].code == jeq &&
+	       insns[pc + m].jt != 0 && pc + m + 1 + insns[pc + m].jt == target &&
+	       npred[pc + m] == 1)
+		m++;
+	return m;
+}
