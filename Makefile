@@ -72,7 +72,7 @@ FORCE:
 	$(CC) $(LIB_CFLAGS) -c -o $@ $<
 
 $(LIB_OBJS) $(TOOL_OBJS): $(HDRS)
-$(TEST_OBJS): $(HDRS) tests/harness.h tests/randprog.h tests/packets.h
+$(TEST_OBJS): $(HDRS) tests/harness.h tests/randprog.h tests/packets.h tests/engines.h
 tests/test_optimize.o tests/exprgen.o: tests/exprgen.h
 
 libbpfkit.a: $(LIB_OBJS)
@@ -102,7 +102,7 @@ difftest: tests/difftest
 
 # Fuzz targets also build as plain programs that replay their corpus.
 $(FUZZ_REPLAYS): fuzz/replay.c fuzz/fuzz_asm.c fuzz/fuzz_read.c fuzz/fuzz_capture.c libbpfkit.a \
-		fuzz/fuzz_engines.c fuzz/fuzz_compile.c fuzz/fuzz_optimize.c tests/exprgen.c \
+		fuzz/fuzz_engines.c tests/engines.h fuzz/fuzz_compile.c fuzz/fuzz_optimize.c tests/exprgen.c \
 		tests/exprgen.h fuzz/fuzz_multi.c $(HDRS)
 	t=`echo $@ | sed 's|fuzz/replay-||'`; \
 	case $$t in asm) src=fuzz/fuzz_asm.c; fmt=;; \

@@ -33,80 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* ------------------------------------------------------------------ */
 /* Engines                                                             */
 
-struct engine {
-	const char *name;
-	bool linux_dialect;
-	void *(*prepare)(const struct bpfkit_insn *insns, size_t n, bool lnx);
-	uint32_t (*run)(const void *h, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
-			const struct bpfkit_meta *meta);
-	void (*release)(void *h);
-};
-
-static void *fast_prepare(const struct bpfkit_insn *insns, size_t n, bool lnx)
-{
-	struct bpfkit_fast *f = NULL;
-	struct bpfkit_error err;
-	if (bpfkit_fast_prepare(insns, n, lnx ? BPFKIT_FAST_LINUX : 0, NULL, &f, &err) != 0)
-		return NULL;
-	return f;
-}
-
-static uint32_t fast_run(const void *h, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
-			 const struct bpfkit_meta *meta)
-{
-	if (!meta)
-		return bpfkit_fast_run(h, pkt, caplen, wirelen);
-	return bpfkit_fast_run_meta(h, pkt, caplen, wirelen, meta);
-}
-
-static void fast_release(void *h)
-{
-	bpfkit_fast_free(h);
-}
-
-/* The JIT (libpcap dialect only), plain and with constant blinding; x86-64 builds. */
-#if defined(__x86_64__) && defined(__unix__) && !defined(__ILP32__)
-static void *jit_prepare_flags(const struct bpfkit_insn *insns, size_t n, bool lnx,
-			       unsigned flags)
-{
-	struct bpfkit_jit *j = NULL;
-	if (lnx || bpfkit_jit_compile(insns, n, flags, NULL, &j, NULL) != 0)
-		return NULL;
-	return j;
-}
-
-static void *jit_prepare(const struct bpfkit_insn *insns, size_t n, bool lnx)
-{
-	return jit_prepare_flags(insns, n, lnx, 0);
-}
-
-static void *jit_prepare_blind(const struct bpfkit_insn *insns, size_t n, bool lnx)
-{
-	return jit_prepare_flags(insns, n, lnx, BPFKIT_JIT_BLIND);
-}
-
-static uint32_t jit_run(const void *h, const uint8_t *pkt, uint32_t caplen, uint32_t wirelen,
-			const struct bpfkit_meta *meta)
-{
-	(void)meta;
-	return bpfkit_jit_run(h, pkt, caplen, wirelen);
-}
-
-static void jit_release(void *h)
-{
-	bpfkit_jit_free(h);
-}
-#endif
-
-/* One row per engine under test; the reference interpreter is the oracle. */
-static const struct engine engines[] = {
-	{"fast", true, fast_prepare, fast_run, fast_release},
-#if defined(__x86_64__) && defined(__unix__) && !defined(__ILP32__)
-	{"jit", false, jit_prepare, jit_run, jit_release},
-	{"jit-blind", false, jit_prepare_blind, jit_run, jit_release},
-#endif
-};
-enum { NENGINES = sizeof engines / sizeof engines[0] };
+#include "../tests/engines.h"
 
 /* ------------------------------------------------------------------ */
 /* Decoding                                                            */
@@ -269,7 +196,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t e = 0; e < NENGINES; e++) {
 		if (lnx && !engines[e].linux_dialect)
 			continue;
-		void *h = engines[e].prepare(prog, n, lnx);
+		struct bpfkit_error perr;
+		void *h = engines[e].prepare(prog, n, lnx, NULL, &perr);
 		if (!h)
 			abort();
 		for (size_t cap = 0; cap <= len; cap++) {
