@@ -528,6 +528,9 @@ static unsigned load_size(uint16_t code)
 	}
 }
 
+static void jump_edges(const struct bpfkit_insn *in, const struct sym *s, bool *t, bool *f);
+static void step(const struct bpfkit_insn *in, struct sym *s);
+
 /*
  * Propagates symbolic registers over the program (a DAG: jumps go forward),
  * sets flow[] (feasible edges, accepting returns) and appends the program's
@@ -570,52 +573,6 @@ static bool analyse(struct build *b, const struct bpfkit_insn *p, size_t n, uint
 		uint16_t c = in->code;
 		struct sym *A = &s[REG_A], *X = &s[REG_X];
 		switch (BPFKIT_CLASS(c)) {
-		case BPFKIT_LD:
-		case BPFKIT_LDX: {
-			struct sym *d = BPFKIT_CLASS(c) == BPFKIT_LD ? A : X;
-			unsigned size = load_size(c);
-			switch (BPFKIT_MODE(c)) {
-			case BPFKIT_IMM: *d = sym_const(in->k); break;
-			case BPFKIT_ABS:
-				*d = (struct sym){SYM_LOAD, (uint8_t)size, 0, 0, in->k,
-						  size_mask(size)};
-				break;
-			case BPFKIT_IND: *d = load_ind(X, in->k, size); break;
-			case BPFKIT_MEM: *d = s[REG_M + (in->k & 15)]; break;
-			case BPFKIT_MSH:
-				*d = (struct sym){SYM_MSH, 0, 0, in->k, 0, 0};
-				break;
-			default: *d = (struct sym){SYM_LEN, 0, 0, 0, 0, 0}; break; /* len */
-			}
-			break;
-		}
-		case BPFKIT_ST: s[REG_M + (in->k & 15)] = *A; break;
-		case BPFKIT_STX: s[REG_M + (in->k & 15)] = *X; break;
-		case BPFKIT_ALU: {
-			uint16_t op = BPFKIT_OP(c);
-			bool known = op == BPFKIT_NEG || BPFKIT_SRC(c) == BPFKIT_K ||
-				     X->kind == SYM_CONST;
-			uint32_t k = BPFKIT_SRC(c) == BPFKIT_K ? in->k : X->val;
-			uint32_t v;
-			if (A->kind == SYM_CONST && known && fold(op, A->val, k, &v))
-				*A = sym_const(v);
-			else if (A->kind == SYM_LOAD && known && op == BPFKIT_AND)
-				A->mask &= k;
-			else if (A->kind == SYM_MSH && known && op == BPFKIT_ADD &&
-				 (uint64_t)A->val + k + 60 <= UINT32_MAX)
-				A->val += k;
-			else
-				*A = sym_unknown;
-			if (A->kind == SYM_LOAD && A->mask == 0)
-				*A = sym_const(0);
-			break;
-		}
-		case BPFKIT_MISC:
-			if (BPFKIT_MISCOP(c) == BPFKIT_TAX)
-				*X = *A;
-			else
-				*A = *X;
-			break;
 		case BPFKIT_RET: {
 			bool acc = BPFKIT_RVAL(c) == BPFKIT_K ? in->k != 0 :
 				   !(A->kind == SYM_CONST && A->val == 0);
@@ -630,29 +587,18 @@ static bool analyse(struct build *b, const struct bpfkit_insn *p, size_t n, uint
 				meet(b, i + 1 + in->k, s);
 				continue;
 			}
-			bool known = BPFKIT_SRC(c) == BPFKIT_K || X->kind == SYM_CONST;
-			uint32_t k = BPFKIT_SRC(c) == BPFKIT_K ? in->k : X->val;
-			bool t = true, f = true;
-			if (A->kind == SYM_CONST && known) {
-				uint32_t a = A->val;
-				bool r = op == BPFKIT_JEQ ? a == k : op == BPFKIT_JGT ? a > k :
-					 op == BPFKIT_JGE ? a >= k : (a & k) != 0;
-				t = r;
-				f = !r;
-			} else if (A->kind == SYM_LOAD && known) {
-				if (op == BPFKIT_JEQ && (k & ~A->mask) != 0)
-					t = false;
-				else if (op == BPFKIT_JEQ && in->jt != in->jf) {
-					uint32_t fid = field_intern(b, A);
-					if (fid == UINT32_MAX ||
-					    !grow(b, (void **)&b->atoms, &b->cap_atoms,
-						  b->natoms + 1, sizeof *b->atoms))
-						return false;
-					b->atoms[b->natoms++] = (struct atom){(uint32_t)i, fid, k};
-				}
-				if ((op == BPFKIT_JGT && k >= A->mask) ||
-				    (op == BPFKIT_JSET && (k & A->mask) == 0))
-					t = false;
+			bool t, f;
+			jump_edges(in, s, &t, &f);
+			/* an equality on a field is an atom (its true edge may matter) */
+			if (op == BPFKIT_JEQ && A->kind == SYM_LOAD && in->jt != in->jf &&
+			    (BPFKIT_SRC(c) == BPFKIT_K || X->kind == SYM_CONST) && t) {
+				uint32_t k = BPFKIT_SRC(c) == BPFKIT_K ? in->k : X->val;
+				uint32_t fid = field_intern(b, A);
+				if (fid == UINT32_MAX ||
+				    !grow(b, (void **)&b->atoms, &b->cap_atoms,
+					  b->natoms + 1, sizeof *b->atoms))
+					return false;
+				b->atoms[b->natoms++] = (struct atom){(uint32_t)i, fid, k};
 			}
 			if (t) {
 				flow[i] |= FLOW_T;
@@ -664,6 +610,9 @@ static bool analyse(struct build *b, const struct bpfkit_insn *p, size_t n, uint
 			}
 			continue;
 		}
+		default:
+			step(in, s);
+			break;
 		}
 		flow[i] |= FLOW_T;
 		meet(b, i + 1, s);
