@@ -334,6 +334,7 @@ struct ir_func {
 	int nblocks, cap;
 	int entry;
 	bool failed;   /* an allocation failed: the function is unusable */
+	bool marks_fresh; /* IR_SAFE marks are those of the current graph (opt.c) */
 };
 
 void ir_init(struct ir_func *fn, struct mem_arena *arena);

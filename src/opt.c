@@ -207,6 +207,13 @@ int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
 			error_oom(err);
 			return -1;
 		}
+		/*
+		 * Value numbering leaves IR_SAFE marks that dce can use as they are
+		 * (dce only removes safe statements and blocks that return 0, which
+		 * keeps every other mark true); any other pass changes the graph.
+		 */
+		fn->marks_fresh = list[i] == P_VN || list[i] == P_VNABS ||
+				  (list[i] == P_DCE && fn->marks_fresh);
 		if (ir_verify(fn, err) != 0)
 			return -1;
 		enum pass named = list[i] == P_VNABS ? P_VN : list[i];

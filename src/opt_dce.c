@@ -32,7 +32,7 @@ static uint64_t abs_end(const struct ir_stmt *st)
 
 int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al)
 {
-	if (opt_mark_safe(fn, al) != 0)
+	if (!fn->marks_fresh && opt_mark_safe(fn, al) != 0)
 		return -1;
 	int nb = fn->nblocks;
 	int *order = mem_alloc_array(al, (size_t)nb, sizeof *order);
