@@ -27,6 +27,16 @@ const char *harness_shared(void);
 const char *harness_shared_path(const char *rel);
 /* The built command-line tool: $BPFKIT_BIN, else ./bpfkit. */
 const char *harness_bin(void);
+
+/*
+ * An allocation hook (struct bpfkit_alloc's fn, ud = struct harness_alloc)
+ * that fails the fail_at-th allocation (from 0; negative: none) and counts
+ * the calls and the blocks still live, for out-of-memory tests.
+ */
+struct harness_alloc {
+	long calls, fail_at, live;
+};
+void *harness_alloc_fn(void *ud, void *ptr, size_t size);
 /* Runs a shell command; captures stdout (and stderr) into malloc'd strings. */
 int harness_run(const char *cmd, char **out, char **errout);
 /* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL when absent. */

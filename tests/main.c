@@ -79,6 +79,23 @@ const char *harness_shared_path(const char *rel)
 	return buf;
 }
 
+void *harness_alloc_fn(void *ud, void *ptr, size_t size)
+{
+	struct harness_alloc *c = ud;
+	if (size == 0) {
+		if (ptr)
+			c->live--;
+		free(ptr);
+		return NULL;
+	}
+	if (c->calls++ == c->fail_at)
+		return NULL;
+	void *q = realloc(ptr, size);
+	if (q && !ptr)
+		c->live++;
+	return q;
+}
+
 const char *harness_bin(void)
 {
 	const char *s = getenv("BPFKIT_BIN");

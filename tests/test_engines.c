@@ -512,35 +512,14 @@ TEST(engine_long_program)
 }
 
 /* Every allocation of prepare fails in turn: a clean error and no leak. */
-struct failing {
-	long nth, count, live;
-};
-
-static void *failing_fn(void *ud, void *ptr, size_t size)
-{
-	struct failing *f = ud;
-	if (size == 0) {
-		if (ptr)
-			f->live--;
-		free(ptr);
-		return NULL;
-	}
-	if (f->count++ == f->nth)
-		return NULL;
-	void *p = realloc(ptr, size);
-	if (p && !ptr)
-		f->live++;
-	return p;
-}
-
 TEST(engine_fast_alloc_failures)
 {
 	const struct bpfkit_insn prog[] = {I(LDH, 0, 0, 12), I(JEQ, 0, 1, 0x800), I(RETK, 0, 0, 1),
 					   I(RETK, 0, 0, 0)};
 	long failures = 0;
 	for (long nth = 0; nth < 50; nth++) {
-		struct failing fl = {nth, 0, 0};
-		struct bpfkit_alloc alloc = {failing_fn, &fl};
+		struct harness_alloc fl = {0, nth, 0};
+		struct bpfkit_alloc alloc = {harness_alloc_fn, &fl};
 		struct bpfkit_fast *f = NULL;
 		struct bpfkit_error err;
 		int rc = bpfkit_fast_prepare(prog, 4, 0, &alloc, &f, &err);
@@ -554,7 +533,7 @@ TEST(engine_fast_alloc_failures)
 			bpfkit_fast_free(f);
 		}
 		CHECK_MSG(fl.live == 0, "allocation %ld failing: %ld blocks leaked", nth, fl.live);
-		if (fl.count <= nth)
+		if (fl.calls <= nth)
 			break;
 	}
 	CHECK(failures > 0);

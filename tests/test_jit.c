@@ -664,28 +664,6 @@ TEST(jit_rejects_invalid_programs)
 	bpfkit_jit_free(NULL);
 }
 
-/* A hook that fails the fail_at-th allocation and counts live blocks. */
-struct counting_alloc {
-	long calls, fail_at, live;
-};
-
-static void *counting_fn(void *ud, void *ptr, size_t size)
-{
-	struct counting_alloc *c = ud;
-	if (size == 0) {
-		if (ptr)
-			c->live--;
-		free(ptr);
-		return NULL;
-	}
-	if (c->calls++ == c->fail_at)
-		return NULL;
-	void *q = realloc(ptr, size);
-	if (q && !ptr)
-		c->live++;
-	return q;
-}
-
 TEST(jit_allocation_failures)
 {
 	NEED_JIT();
@@ -693,8 +671,8 @@ TEST(jit_allocation_failures)
 				  I(RET_K, 0, 0, 0)};
 	bool succeeded = false;
 	for (long at = 0; at < 50 && !succeeded; at++) {
-		struct counting_alloc c = {0, at, 0};
-		struct bpfkit_alloc a = {counting_fn, &c};
+		struct harness_alloc c = {0, at, 0};
+		struct bpfkit_alloc a = {harness_alloc_fn, &c};
 		struct bpfkit_jit *j = NULL;
 		struct bpfkit_error err;
 		int rc = bpfkit_jit_compile(p, 4, BPFKIT_JIT_BLIND, &a, &j, &err);
