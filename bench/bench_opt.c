@@ -27,7 +27,8 @@
  * is impossible (or with --no-namedb) such rows are skipped and counted.
  *
  * Output: a summary on standard output; TSV files OUTDIR/opt-static.tsv,
- * opt-static-rows.tsv, opt-classic.tsv, opt-dynamic.tsv, opt-compile.tsv.
+ * opt-static-rows.tsv, opt-classic.tsv, opt-dynamic.tsv, opt-dynamic-rows.tsv,
+ * opt-compile.tsv.
  */
 #define _GNU_SOURCE 1
 #include "bpfkit.h"
@@ -536,6 +537,8 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 	fclose(rows_out);
 
 	/* Dynamic: every row both compile, over the link type's captures. */
+	FILE *drows = out_open("opt-dynamic-rows.tsv");
+	fprintf(drows, "dlt\tid\truns\tbpfkit_exec\tlibpcap_exec\texpr\n");
 	for (size_t i = 0; i < nst; i++) {
 		struct pool p;
 		pool_load(&p, st[i].dlt);
@@ -545,11 +548,20 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 		for (size_t r = 0; p.n && r < nrows; r++) {
 			if (rows[r].dlt != st[i].dlt)
 				continue;
+			struct dyn before = st[i].dyn;
 			dyn_run(&st[i].dyn, &p, &rows[r].bk, &rows[r].lp);
 			st[i].dyn_exprs++;
+			fprintf(drows, "%s\t%s\t%llu\t%llu\t%llu\t", st[i].name, rows[r].id,
+				(unsigned long long)(st[i].dyn.runs - before.runs),
+				(unsigned long long)(st[i].dyn.bk - before.bk),
+				(unsigned long long)(st[i].dyn.lp - before.lp));
+			for (const char *c = rows[r].expr; *c; c++)
+				fputc(*c == '\t' || *c == '\n' ? ' ' : *c, drows);
+			fputc('\n', drows);
 		}
 		pool_free(&p);
 	}
+	fclose(drows);
 	for (size_t r = 0; r < nrows; r++) {
 		cprog_free(&rows[r].bk);
 		cprog_free(&rows[r].lp);

@@ -66,10 +66,68 @@ static void drop_round_trips(struct opt_walk *w, struct ir_block *blk, const str
 	blk->nstmts = o;
 }
 
+/*
+ * `tax` making X = X + c (A = X + c: `ld #c; add x`, how a constant offset
+ * from a variable base is written), read after it only by indirect loads of
+ * this block and dead at its exit: the tax goes and c moves into the loads'
+ * offsets, `ld #0xab; add x; tax; ldb [x + 40]` becomes `ldb [x + 211]`
+ * (dce then drops the add).  Exact when the old X's largest value plus c
+ * does not reach 2^32: the 32-bit sum in A then equals the true sum, and
+ * [(X + c) + k] reads the bytes of [X + (c + k)].  before[s] is the state
+ * before statement s.  Returns X's value at the block's exit.
+ */
+static int fold_index_add(struct opt_walk *w, struct ir_block *blk, const struct opt_state *before,
+			  int x_out, uint32_t live_out)
+{
+	for (int t = 0; t < blk->nstmts; t++) {
+		if (blk->stmts[t].code != (BPFKIT_MISC | BPFKIT_TAX))
+			continue;
+		int xv = before[t].r[OPT_X], av = before[t].r[OPT_A];
+		if (xv < 0 || av < 0)
+			continue;
+		const struct opt_val *a = &w->vals.v[av];
+		uint32_t c;
+		if (a->kind != OV_ALU || a->op != BPFKIT_ADD)
+			continue;
+		if (!(a->a == xv && opt_is_const(&w->vals, a->b, &c)) &&
+		    !(a->b == xv && opt_is_const(&w->vals, a->a, &c)))
+			continue;
+		uint64_t hi = w->vals.v[xv].hi;
+		if (hi + c > 0xffffffffu)
+			continue;
+		int end = blk->nstmts;
+		bool ok = true;
+		for (int j = t + 1; j < blk->nstmts && ok; j++) {
+			const struct ir_stmt *s = &blk->stmts[j];
+			if (opt_uses(s) & OPT_REG_BIT(OPT_X))
+				ok = (BPFKIT_CLASS(s->code) == BPFKIT_LD ||
+				      BPFKIT_CLASS(s->code) == BPFKIT_LDX) &&
+				     BPFKIT_MODE(s->code) == BPFKIT_IND &&
+				     (uint64_t)s->k + c <= 0xffffffffu;
+			if (ok && (opt_defs(s) & OPT_REG_BIT(OPT_X))) {
+				end = j;
+				break;
+			}
+		}
+		if (!ok || (end == blk->nstmts &&
+			    ((live_out | opt_term_uses(blk)) & OPT_REG_BIT(OPT_X))))
+			continue;
+		for (int j = t + 1; j < end; j++)
+			if (opt_uses(&blk->stmts[j]) & OPT_REG_BIT(OPT_X))
+				blk->stmts[j].k += c;
+		memmove(&blk->stmts[t], &blk->stmts[t + 1],
+			(size_t)(blk->nstmts - t - 1) * sizeof blk->stmts[0]);
+		blk->nstmts--;
+		return end == blk->nstmts + 1 ? xv : x_out;
+	}
+	return x_out;
+}
+
 static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite, bool absolute)
 {
+	enum { MAXFOLD = 64 };
 	struct opt_walk w;
-	if (opt_walk_init(&w, fn, al, false) != 0)
+	if (opt_walk_init(&w, fn, al, absolute) != 0)
 		return -1;
 	for (int i = 0; i < w.n; i++) {
 		int b = w.order[i];
@@ -84,6 +142,7 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite,
 		if (rewrite)
 			drop_round_trips(&w, blk, &ctx);
 		int o = 0;
+		struct opt_state befores[MAXFOLD];
 		for (int s = 0; s < blk->nstmts; s++) {
 			struct ir_stmt *st = &blk->stmts[s];
 			struct opt_state before = ctx.st;
@@ -137,9 +196,17 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite,
 				ns.code = (uint16_t)((ns.code & ~0xe0) | BPFKIT_ABS);
 				ns.k += x;
 			}
+			if (o < MAXFOLD)
+				befores[o] = before;
 			blk->stmts[o++] = ns;
 		}
 		blk->nstmts = o;
+		if (absolute && o <= MAXFOLD && !ctx.facts.dead) {
+			uint32_t live_out = 0;
+			for (int s = 0; s < opt_nsucc(blk); s++)
+				live_out |= w.live[blk->succ[s]];
+			ctx.st.r[OPT_X] = fold_index_add(&w, blk, befores, ctx.st.r[OPT_X], live_out);
+		}
 		if (blk->term == IR_RET || ctx.facts.dead) {
 			opt_facts_free(al, &ctx.facts);
 			continue;

@@ -369,6 +369,72 @@ TEST(optimize_load_order_short_packet)
 	}
 }
 
+/*
+ * A constant offset from a variable base (PFLOG's header length):
+ * `ld #c; add x; tax; ld [x + k]` becomes `ld [x + c + k]` only where the
+ * sum cannot wrap; offsets near 2^32 keep libpcap's 32-bit sum.
+ */
+TEST(optimize_index_offset_fold)
+{
+	static const struct {
+		const char *expr;
+		size_t most;   /* -O2 size at most (0: not checked) */
+		int accepts;   /* the packets below include accepted ones */
+	} cases[] = {
+		{"udp[0xab] == 0xcd", 20, 1},
+		{"icmp6[0xab] = 0xcd", 13, 1},
+		{"tcp[0] = 0xcd or tcp[100] = 7", 0, 1},
+		{"udp[0xfffffff0] = 0", 0, 0},
+		{"udp[0x7fffffff] = 0", 0, 0},
+		{"tcp[20:4] = 0xcdcdcdcd or udp[3] = 1", 0, 1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct progs p;
+		progs_build(&p, 117, cases[i].expr, 1);
+		CHECK_MSG(p.r0 == 0 && p.lr0 == 0, "PFLOG %s does not compile", cases[i].expr);
+		if (p.r0 || p.lr0 || p.r2) {
+			progs_free(&p);
+			continue;
+		}
+		if (cases[i].most)
+			CHECK_MSG(p.b2.len <= cases[i].most, "PFLOG %s: -O2 %zu insns, want <= %zu",
+				  cases[i].expr, p.b2.len, cases[i].most);
+		struct judge j = {.p = &p, .strict_pcap = 1};
+		judge_all(&j, 3, 600, 1);
+		/*
+		 * PFLOG packets reaching the far bytes (bpfkit_gen makes none): a
+		 * 61-byte header (padded to 64), then IPv4 or IPv6 carrying UDP, TCP
+		 * or ICMPv6 and 400 bytes of 0xcd; cut at every length.
+		 */
+		static uint8_t pkt[600];
+		static const uint8_t af_proto[][2] = {{2, 17}, {2, 6}, {10, 17}, {10, 58}, {10, 6}};
+		for (size_t a = 0; a < sizeof af_proto / sizeof af_proto[0]; a++) {
+			memset(pkt, 0xcd, sizeof pkt);
+			memset(pkt, 0, 64);
+			pkt[0] = 61;
+			pkt[1] = af_proto[a][0];
+			if (af_proto[a][0] == 2) {
+				memset(pkt + 64, 0, 20);
+				pkt[64] = 0x45;
+				pkt[64 + 9] = af_proto[a][1];
+			} else {
+				memset(pkt + 64, 0, 40);
+				pkt[64] = 0x60;
+				pkt[64 + 6] = af_proto[a][1];
+			}
+			for (uint32_t len = 0; len <= sizeof pkt; len++)
+				judge_packet(&j, pkt, len, sizeof pkt);
+		}
+		if (cases[i].accepts)
+			CHECK_MSG(j.accepted > 0, "PFLOG %s: no packet accepted", cases[i].expr);
+		CHECK_MSG(j.bad_opt == 0 && j.bad_pcap == 0,
+			  "PFLOG %s: -O2 differs from -O0 on %llu, from libpcap -O0 on %llu of "
+			  "%llu packets", cases[i].expr, (unsigned long long)j.bad_opt,
+			  (unsigned long long)j.bad_pcap, (unsigned long long)j.packets);
+		progs_free(&p);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Size and validity                                                   */
 
