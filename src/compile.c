@@ -49,6 +49,58 @@ static bool accepts_nothing(const struct bpfkit_prog *p)
 	return true;
 }
 
+/*
+ * Optimizes and emits fn into out.  At -O2 the pipeline runs twice, with and
+ * without the order pass (opt_order.c): ordering a chain's parts makes
+ * rejected packets leave earlier, but it can stop two chains from sharing
+ * their last part (IPv4's and IPv6's port tests), so the ordered program is
+ * kept only when it is no longer.  Functions of more than ORDER_TRIAL
+ * blocks (long lists, where compile time matters more) run once, ordered.
+ * A dump shows the passes of the program kept.
+ */
+#define ORDER_TRIAL 2000
+
+static int optimize(struct compile_ctx *cc, const struct bpfkit_alloc *alloc, struct ir_func *fn,
+		    struct bpfkit_prog *out)
+{
+	if (cc->optimize < 2 || fn->nblocks > ORDER_TRIAL) {
+		if (opt_run(fn, cc->optimize, alloc, cc->dump_pass, cc->dump, cc->err) != 0)
+			return -1;
+		return emit_run(fn, alloc, out, cc->err);
+	}
+	struct ir_func plain, again;
+	if (ir_copy(&plain, fn) != 0 || (cc->dump_pass && ir_copy(&again, fn) != 0)) {
+		error_oom(cc->err);
+		return -1;
+	}
+	struct bpfkit_prog other;
+	if (opt_run(fn, cc->optimize, alloc, NULL, NULL, cc->err) != 0 ||
+	    emit_run(fn, alloc, out, cc->err) != 0)
+		return -1;
+	if (opt_run_unordered(&plain, cc->optimize, alloc, NULL, NULL, cc->err) != 0 ||
+	    emit_run(&plain, alloc, &other, cc->err) != 0) {
+		bpfkit_prog_free(alloc, out);
+		return -1;
+	}
+	bool ordered = out->len <= other.len;
+	if (!ordered) {
+		bpfkit_prog_free(alloc, out);
+		*out = other;
+	} else {
+		bpfkit_prog_free(alloc, &other);
+	}
+	if (cc->dump_pass) {
+		int rc = ordered ? opt_run(&again, cc->optimize, alloc, cc->dump_pass, cc->dump, cc->err)
+				 : opt_run_unordered(&again, cc->optimize, alloc, cc->dump_pass,
+						     cc->dump, cc->err);
+		if (rc != 0) {
+			bpfkit_prog_free(alloc, out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 		       struct bpfkit_prog *out)
 {
@@ -64,9 +116,7 @@ static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,
 	codegen_run(cc, ast, &fn);
 	if (ir_verify(&fn, cc->err) != 0)
 		goto fail;
-	if (opt_run(&fn, cc->optimize, alloc, cc->dump_pass, cc->dump, cc->err) != 0)
-		goto fail;
-	if (emit_run(&fn, alloc, out, cc->err) != 0)
+	if (optimize(cc, alloc, &fn, out) != 0)
 		goto fail;
 	if (bpfkit_validate(out->insns, out->len, BPFKIT_VALIDATE_PCAP, cc->err) != 0) {
 		bpfkit_prog_free(alloc, out);

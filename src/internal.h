@@ -341,6 +341,8 @@ void ir_init(struct ir_func *fn, struct mem_arena *arena);
 /* A new block (IR_RET 0 until set); -1 after an allocation failure. */
 int ir_block_new(struct ir_func *fn);
 void ir_stmt_add(struct ir_func *fn, int b, uint16_t code, uint32_t k);
+/* dst = a copy of src in src's arena; 0, or -1 when out of memory. */
+int ir_copy(struct ir_func *dst, const struct ir_func *src);
 int ir_ret(struct ir_func *fn, uint32_t k);
 int ir_branch(struct ir_func *fn, int b, uint16_t jcode, uint32_t k, int t, int f);
 /* Checks the invariants (indices in range, reachable graph acyclic, codes allowed); 0 or -1. */
@@ -359,6 +361,9 @@ void ir_dump(const struct ir_func *fn, struct mem_buf *out);
  */
 int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *alloc,
 	    const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
+/* The same without the order pass (compile.c keeps the smaller of the two). */
+int opt_run_unordered(struct ir_func *fn, int level, const struct bpfkit_alloc *alloc,
+		      const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
 /* The pass names, for --dump-ir: NULL-terminated. */
 extern const char *const opt_pass_names[];
 

@@ -44,6 +44,28 @@ int ir_block_new(struct ir_func *fn)
 	return fn->nblocks++;
 }
 
+int ir_copy(struct ir_func *dst, const struct ir_func *src)
+{
+	*dst = *src;
+	dst->cap = src->nblocks ? src->nblocks : 1;
+	dst->blocks = mem_arena_alloc(src->arena, (size_t)dst->cap * sizeof *dst->blocks);
+	if (!dst->blocks)
+		return -1;
+	for (int i = 0; i < src->nblocks; i++) {
+		struct ir_block *b = &dst->blocks[i];
+		*b = src->blocks[i];
+		b->cap = b->nstmts;
+		b->stmts = NULL;
+		if (b->nstmts) {
+			b->stmts = mem_arena_alloc(src->arena, (size_t)b->nstmts * sizeof *b->stmts);
+			if (!b->stmts)
+				return -1;
+			memcpy(b->stmts, src->blocks[i].stmts, (size_t)b->nstmts * sizeof *b->stmts);
+		}
+	}
+	return 0;
+}
+
 void ir_stmt_add(struct ir_func *fn, int bi, uint16_t code, uint32_t k)
 {
 	if (bi < 0 || fn->failed)

@@ -163,10 +163,10 @@ void opt_walk_free(struct opt_walk *w)
 /* ---- the pipeline ---- */
 
 const char *const opt_pass_names[] = {
-	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", "switch", NULL,
+	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", "switch", "order", NULL,
 };
 
-enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_END, P_VNABS };
+enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_ORDER, P_END, P_VNABS };
 
 static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *al)
 {
@@ -179,6 +179,7 @@ static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *
 	case P_MERGE: return opt_pass_merge(fn, al);
 	case P_SWITCH: return opt_pass_switch(fn, al);
 	case P_VNABS: return opt_pass_vn_abs(fn, al);
+	case P_ORDER: return opt_pass_order(fn, al);
 	case P_END: break;
 	}
 	return 0;
@@ -187,13 +188,28 @@ static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *
 static const enum pass level1[] = {P_FOLD, P_THREAD, P_DCE, P_MERGE, P_END};
 /* pullup wants blocks that load what they test: before value numbering */
 static const enum pass level2[] = {
-	P_FOLD, P_THREAD, P_DCE, P_MERGE, P_PULLUP,
+	P_FOLD, P_THREAD, P_DCE, P_MERGE, P_PULLUP, P_ORDER,
 	P_THREAD, P_VN, P_DCE, P_MERGE,
 	P_THREAD, P_VNABS, P_DCE, P_MERGE, P_SWITCH, P_END,
 };
 
+static int run(struct ir_func *fn, int level, bool order, const struct bpfkit_alloc *al,
+	       const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
+
 int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
 	    const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err)
+{
+	return run(fn, level, true, al, dump_pass, dump, err);
+}
+
+int opt_run_unordered(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
+		      const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err)
+{
+	return run(fn, level, false, al, dump_pass, dump, err);
+}
+
+static int run(struct ir_func *fn, int level, bool order, const struct bpfkit_alloc *al,
+	       const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err)
 {
 	if (dump_pass && !strcmp(dump_pass, "codegen")) {
 		ir_dump(fn, dump);
@@ -203,6 +219,14 @@ int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
 		return 0;
 	const enum pass *list = level == 1 ? level1 : level2;
 	for (int i = 0; list[i] != P_END; i++) {
+		if (list[i] == P_ORDER && !order) {
+			if (dump_pass && !strcmp(dump_pass, "order")) {
+				mem_buf_printf(dump, "; after order: nothing moved (the ordered "
+					       "program was longer)\n");
+				ir_dump(fn, dump);
+			}
+			continue;
+		}
 		if (run_pass(fn, list[i], al) != 0) {
 			error_oom(err);
 			return -1;

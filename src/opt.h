@@ -169,5 +169,6 @@ int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_pullup(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_switch(struct ir_func *fn, const struct bpfkit_alloc *al);
+int opt_pass_order(struct ir_func *fn, const struct bpfkit_alloc *al);
 
 #endif

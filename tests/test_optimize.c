@@ -435,6 +435,65 @@ TEST(optimize_index_offset_fold)
 	}
 }
 
+/*
+ * The order pass: in `src port 7` the port test runs before the protocol
+ * and fragment tests, so a TCP packet from another port leaves after 6
+ * instructions (9 in program order), and the program is no longer.
+ */
+static void count_step(void *ctx, const struct bpfkit_trace *t)
+{
+	(void)t;
+	(*(unsigned *)ctx)++;
+}
+
+static unsigned executed(const struct bpfkit_prog *p, const uint8_t *pkt, uint32_t len)
+{
+	unsigned n = 0;
+	bpfkit_interp_trace(p->insns, p->len, pkt, len, len, NULL, count_step, &n);
+	return n;
+}
+
+TEST(optimize_order_rejects_early)
+{
+	uint8_t pkt[64];
+	memset(pkt, 0, sizeof pkt);
+	pkt[12] = 0x08;                  /* IPv4 */
+	pkt[14] = 0x45;
+	pkt[23] = 6;                     /* TCP, ports 1234 -> 5678 */
+	pkt[34] = 0x04, pkt[35] = 0xd2;
+	pkt[36] = 0x16, pkt[37] = 0x2e;
+	static const struct {
+		const char *expr;
+		unsigned most;   /* instructions run on pkt at most */
+	} cases[] = {
+		{"src port 7", 6}, {"dst port 53", 6}, {"tcp src port 7", 6},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct progs p;
+		progs_build(&p, 1, cases[i].expr, 0);
+		CHECK_MSG(p.r0 == 0 && p.r2 == 0, "%s does not compile", cases[i].expr);
+		if (p.r0 == 0 && p.r2 == 0) {
+			unsigned n2 = executed(&p.b2, pkt, sizeof pkt);
+			CHECK_MSG(n2 <= cases[i].most, "%s: -O2 runs %u instructions, want <= %u",
+				  cases[i].expr, n2, cases[i].most);
+			CHECK_EQ(bpfkit_interp(p.b2.insns, p.b2.len, pkt, sizeof pkt, sizeof pkt,
+					       NULL), 0);
+			CHECK_MSG(p.b2.len <= p.b0.len, "%s: -O2 longer than -O0", cases[i].expr);
+		}
+		progs_free(&p);
+	}
+	/* the port matches: accepted, whichever order the tests ran in */
+	pkt[37] = 7, pkt[36] = 0;
+	struct bpfkit_prog prog;
+	struct bpfkit_error err;
+	struct bpfkit_compile_opts o = {.linktype = 1, .optimize = 2};
+	CHECK_EQ(bpfkit_compile("dst port 7", &o, &prog, &err), 0);
+	CHECK(bpfkit_interp(prog.insns, prog.len, pkt, sizeof pkt, sizeof pkt, NULL) != 0);
+	pkt[21] = 0x01;                  /* a later fragment: rejected */
+	CHECK_EQ(bpfkit_interp(prog.insns, prog.len, pkt, sizeof pkt, sizeof pkt, NULL), 0);
+	bpfkit_prog_free(NULL, &prog);
+}
+
 /* ------------------------------------------------------------------ */
 /* Size and validity                                                   */
 
