@@ -260,17 +260,42 @@ static bool part_of(struct ord *o, int e, struct part *p)
 		want += o->npred[o->blocks[i]];
 	if (inner != want)
 		ok = false;
+	/*
+	 * A topological order of the part on the graph as it is now (chains
+	 * inside it may have been reordered since tpos was computed): Kahn's
+	 * algorithm over the part's own edges, mark holding position + 1.
+	 */
+	int indeg[MAXPART], topo[MAXPART], nt = 0;
+	for (int i = 0; i < n; i++) {
+		o->mark[o->blocks[i]] = (uint8_t)(i + 1);
+		indeg[i] = 0;
+	}
+	for (int i = 0; i < n && ok; i++) {
+		const struct ir_block *blk = &o->fn->blocks[o->blocks[i]];
+		for (int s = 0; s < opt_nsucc(blk); s++)
+			if (o->mark[blk->succ[s]] && (s == 0 || blk->succ[0] != blk->succ[1]))
+				indeg[o->mark[blk->succ[s]] - 1]++;
+	}
+	for (int i = 0; i < n && ok; i++)
+		if (indeg[i] == 0)
+			topo[nt++] = i;
+	for (int h = 0; h < nt && ok; h++) {
+		const struct ir_block *blk = &o->fn->blocks[o->blocks[topo[h]]];
+		for (int s = 0; s < opt_nsucc(blk); s++) {
+			int t = blk->succ[s];
+			if (o->mark[t] && (s == 0 || blk->succ[0] != blk->succ[1]) &&
+			    --indeg[o->mark[t] - 1] == 0)
+				topo[nt++] = o->mark[t] - 1;
+		}
+	}
 	for (int i = 0; i < n; i++)
 		o->mark[o->blocks[i]] = 0;
-	if (!ok)
+	if (!ok || nt != n || topo[0] != 0)
 		return false;
-	/* sort by topological position (a part is small) */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && o->tpos[o->blocks[j]] < o->tpos[o->blocks[j - 1]]; j--) {
-			int t = o->blocks[j];
-			o->blocks[j] = o->blocks[j - 1];
-			o->blocks[j - 1] = t;
-		}
+	int sorted[MAXPART];
+	for (int i = 0; i < n; i++)
+		sorted[i] = o->blocks[topo[i]];
+	memcpy(o->blocks, sorted, (size_t)n * sizeof *sorted);
 	*p = (struct part){.entry = e, .next = next, .live_next = live_next, .nblk = n};
 	p->seq = into_next == o->npred[next];   /* next belongs to this chain */
 	/* registers: defined anywhere, read before written on some path */

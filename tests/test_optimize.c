@@ -494,6 +494,35 @@ TEST(optimize_order_rejects_early)
 	bpfkit_prog_free(NULL, &prog);
 }
 
+/*
+ * Found by fuzz_optimize: an inner chain reordered first left the outer
+ * part's blocks out of topological order, so the outer part's registers
+ * read were computed wrong and the radiotap header's length (M[]) was read
+ * before it was stored.
+ */
+TEST(optimize_order_nested_chains)
+{
+	static const char expr[] =
+		"len > len and ip6 src and dst net fe80::/10 and sctp port 65535 and len <= "
+		"arp[115:1] or len > 17 or not (icmp[20] = len and net 192.0.0.0/2) and greater 0 "
+		"or 0 = 6 and greater 16";
+	static const uint8_t pkt[] = {0x3b, 0x33, 0x00, 0x00, 0x00, 0x01, 0x52, 0x54, 0x00,
+				      0x94, 0xdc, 0x7b, 0x86, 0xdd, 0x60, 0x07, 0xd7};
+	struct progs p;
+	progs_build(&p, 127, expr, 1);
+	CHECK_MSG(p.r0 == 0 && p.r2 == 0, "does not compile: %s", p.e2);
+	if (p.r0 == 0 && p.r2 == 0) {
+		uint32_t n = sizeof pkt;
+		CHECK_EQ(bpfkit_interp(p.b2.insns, p.b2.len, pkt, n, n, NULL),
+			 bpfkit_interp(p.b0.insns, p.b0.len, pkt, n, n, NULL));
+		struct judge j = {.p = &p, .strict_pcap = 0};
+		judge_all(&j, 3, 600, 1);
+		CHECK_MSG(j.bad_opt == 0, "-O2 differs from -O0 on %llu of %llu packets",
+			  (unsigned long long)j.bad_opt, (unsigned long long)j.packets);
+	}
+	progs_free(&p);
+}
+
 /* ------------------------------------------------------------------ */
 /* Size and validity                                                   */
 
