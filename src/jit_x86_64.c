@@ -729,48 +729,85 @@ static void emit_shift_x(struct emitter *e, enum shift op)
  * both of its successors) becomes one compare of the packet bytes in memory
  * against the constant in packet byte order: `ldh [12]; jeq #0x800` is
  * `cmp word [pkt + 12], 0x0008`.  Equality and bit tests work on either
- * byte order; order compares only on single bytes.  Returns false (nothing
- * emitted) when the pair does not qualify; then the load is compiled alone.
+ * byte order; order compares only on single bytes.  With an `and #m`
+ * between the two, the mask is swapped too: `ld [26]; and #0xff000000;
+ * jeq #0x0a000000` is `mov eax, [pkt + 26]; and eax, 0xff; cmp eax, 0x0a`,
+ * and a jset (or a jeq #0) is one `test` of the bytes in memory.  Returns
+ * false (nothing emitted) when the instructions do not qualify; then the
+ * load is compiled alone.
  */
+static uint32_t swap_size(uint32_t v, uint32_t size)
+{
+	return size == 4 ? __builtin_bswap32(v) : size == 2 ? __builtin_bswap16((uint16_t)v) : v;
+}
+
 static bool emit_load_cmp(struct emitter *e, size_t pc, uint32_t size, bool ind)
 {
 	const struct analysis *an = e->an;
-	const struct bpfkit_insn *ld = &an->insns[pc], *j = &an->insns[pc + 1];
-	if (e->blind || ld->k > INT32_MAX || pc + 1 >= an->n || (an->flags[pc + 1] & I_LEADER))
+	if (e->blind || an->insns[pc].k > INT32_MAX || pc + 1 >= an->n ||
+	    (an->flags[pc + 1] & I_LEADER))
 		return false;
+	const struct bpfkit_insn *ld = &an->insns[pc];
+	size_t jpc = pc + 1;
+	uint32_t sizemask = size == 4 ? UINT32_MAX : size == 2 ? 0xffff : 0xff;
+	uint32_t m = sizemask;
+	bool masked = an->insns[pc + 1].code == (BPFKIT_ALU | BPFKIT_AND | BPFKIT_K);
+	if (masked) {
+		if (pc + 2 >= an->n || (an->flags[pc + 2] & I_LEADER))
+			return false;
+		m &= an->insns[pc + 1].k;
+		jpc = pc + 2;
+	}
+	const struct bpfkit_insn *j = &an->insns[jpc];
 	if (!(info(j)->flags & F_COND) || BPFKIT_SRC(j->code) != BPFKIT_K || j->jt == j->jf)
 		return false;
-	size_t t = pc + 2 + j->jt, f = pc + 2 + j->jf;
+	size_t t = jpc + 1 + j->jt, f = jpc + 1 + j->jf;
 	if ((an->flags[t] | an->flags[f]) & I_LIVE_A)
 		return false;
-	uint32_t mask = size == 4 ? UINT32_MAX : size == 2 ? 0xffff : 0xff, v;
-	bool test = false;
+	uint32_t v;
+	bool test = false, reg = false;
 	enum cc cc;
 	switch (BPFKIT_OP(j->code)) {
 	case BPFKIT_JEQ:
-		if (j->k > mask)
-			return false;
+		if (j->k & ~m || (masked && m == 0))
+			return false;   /* decided; left to the plain code */
 		cc = CC_E;
+		v = j->k;
+		if (masked && j->k == 0) {
+			test = true;    /* (A & m) == 0: test [mem], m */
+			v = m;
+		} else if (masked && m != sizemask) {
+			reg = true;     /* load, and, cmp */
+		}
 		break;
 	case BPFKIT_JSET:
 		test = true;
 		cc = CC_NE;
+		v = j->k & m;
+		if (masked && v == 0)
+			return false;
 		break;
 	case BPFKIT_JGT:
 	case BPFKIT_JGE:
-		if (size != 1 || j->k > mask)
+		if (masked || size != 1 || j->k > sizemask)
 			return false;
 		cc = BPFKIT_OP(j->code) == BPFKIT_JGT ? CC_A : CC_AE;
+		v = j->k;
 		break;
 	default:
 		return false;
 	}
-	v = j->k & mask;
-	if (size == 4)
-		v = __builtin_bswap32(v);
-	else if (size == 2)
-		v = __builtin_bswap16((uint16_t)v);
+	v = swap_size(v & sizemask, size);
 	int index = ind ? REG_X : -1;
+	if (reg) {
+		static const unsigned movs[5] = {0, 0x0fb6, 0x0fb7, 0, 0x8b};
+		emit_rm(e, movs[size], false, REG_A, REG_PKT, index, (int32_t)ld->k);
+		emit_alu_imm(e, ALU_AND, REG_A, swap_size(m, size), false);
+		emit_alu_imm(e, ALU_CMP, REG_A, v, false);
+		emit_branch(e, jpc, cc);
+		e->took = jpc - pc;
+		return true;
+	}
 	if (size == 2)
 		put8(e, 0x66);
 	bool imm8 = size == 1 || (!test && (size == 2 ? fits8((int16_t)v) : fits8((int32_t)v)));
@@ -787,8 +824,8 @@ static bool emit_load_cmp(struct emitter *e, size_t pc, uint32_t size, bool ind)
 	} else {
 		put32(e, v);
 	}
-	emit_branch(e, pc + 1, cc);
-	e->took = 1;
+	emit_branch(e, jpc, cc);
+	e->took = jpc - pc;
 	return true;
 }
 

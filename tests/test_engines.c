@@ -329,6 +329,41 @@ TEST(engine_compare_shapes)
 					}
 					release_all(h);
 				}
+	/*
+	 * Load + and #m + compare with A dead after (the jit tests the bytes in
+	 * memory against the swapped mask) or live: masks of whole bytes, single
+	 * bits, none and all; constants inside, outside and partly outside them.
+	 */
+	static const uint32_t masks[] = {0, 0xff, 0xff00, 0xff000000u, 0xffff, 0x1fff, 0x12,
+					 0x80000001u, 0xffffffffu, 0x00f0f000};
+	static const uint16_t mjumps[] = {JEQ, JSET, JGT};
+	for (size_t l = 0; l < sizeof loads / sizeof loads[0]; l++)
+		for (size_t mi = 0; mi < sizeof masks / sizeof masks[0]; mi++)
+			for (size_t j = 0; j < sizeof mjumps / sizeof mjumps[0]; j++)
+				for (int kc = 0; kc < 4; kc++)
+					for (int live = 0; live < 2; live++) {
+						bool ind = BPFKIT_MODE(loads[l]) == BPFKIT_IND;
+						uint32_t size = BPFKIT_SIZE(loads[l]) == BPFKIT_W ? 4 :
+								BPFKIT_SIZE(loads[l]) == BPFKIT_H ? 2 : 1;
+						uint32_t m = masks[mi];
+						uint32_t k = kc == 0 ? 0 : kc == 1 ? m & 0x0a0a0a0a
+							   : kc == 2 ? m : m ^ 0x100;
+						struct bpfkit_insn prog[] = {
+							I(MSH, 0, 0, 0), I(loads[l], 0, 0, ind ? 2 : OFF),
+							I(ANDK, 0, 0, m), I(mjumps[j], 0, 1, k),
+							I(RETK, 0, 0, 7), I(live ? RETA : RETK, 0, 0, 9)};
+						prepare_all(h, prog, 6);
+						for (int v = 0; v < 4; v++) {
+							for (size_t i = 0; i < sizeof pkt; i++)
+								pkt[i] = (uint8_t)(i * 29 + 3 + v);
+							pkt[0] = 0x41;
+							uint32_t val = v == 0 ? k : v == 1 ? k | ~m
+								     : v == 2 ? k ^ 1 : ~k;
+							put_be(pkt, OFF, size, val);
+							compare_all_cuts(&d, h, prog, 6, pkt, CAP);
+						}
+						release_all(h);
+					}
 	/* ldxb + indirect load + compare; and + compare. */
 	for (size_t j = 0; j < sizeof jumps / sizeof jumps[0]; j++)
 		for (size_t c = 0; c < sizeof shape_consts / sizeof shape_consts[0]; c++) {
