@@ -364,6 +364,65 @@ TEST(engine_compare_shapes)
 						}
 						release_all(h);
 					}
+	/*
+	 * One load read by several compares (what a jit keeping A in packet byte
+	 * order would have to get right): jeq/jset on both sides, constants wider
+	 * than the load, then a reader that is not a compare (ret a, jgt, and, a
+	 * jump into a block A reaches from another load) in the last slot.
+	 */
+	static const uint16_t tails[] = {RETK, RETA, JGT, ANDK, LDB};
+	for (size_t l = 0; l < sizeof loads / sizeof loads[0]; l++)
+		for (size_t tl = 0; tl < sizeof tails / sizeof tails[0]; tl++)
+			for (int wide = 0; wide < 4; wide++) {
+				bool merge = wide >= 2;
+				bool ind = BPFKIT_MODE(loads[l]) == BPFKIT_IND;
+				uint32_t size = BPFKIT_SIZE(loads[l]) == BPFKIT_W ? 4 :
+						BPFKIT_SIZE(loads[l]) == BPFKIT_H ? 2 : 1;
+				uint32_t c1 = wide & 1 ? 0x12345 : 0x0a0b0c0d & (size == 4 ? ~0u : size == 2
+							       ? 0xffffu : 0xffu);
+				uint32_t c2 = c1 ^ 0x0102;
+				/* 0 msh; 1 ld; 2 jeq c1 ->4 / 3; 3 jset ->6 / 7; 4 jeq c2 ->5 / 7;
+				   5 ret #1; 6 ldb [1] (merge: A meets another load at 7) or ret #7;
+				   7 jeq c2 ->8 / 9; 8 ret #2; 9 the tail */
+				struct bpfkit_insn prog[14] = {
+					I(MSH, 0, 0, 0), I(loads[l], 0, 0, ind ? 2 : OFF),
+					I(JEQ, 1, 0, c1), I(JSET, 2, 3, 0x80010001u),
+					I(JEQ, 0, 2, c2), I(RETK, 0, 0, 1),
+					merge ? (struct bpfkit_insn)I(LDB, 0, 0, 1)
+					      : (struct bpfkit_insn)I(RETK, 0, 0, 7),
+					I(JEQ, 0, 1, c2), I(RETK, 0, 0, 2)};
+				size_t n = 9;
+				switch (tails[tl]) {
+				case RETK: prog[n++] = (struct bpfkit_insn)I(RETK, 0, 0, 3); break;
+				case RETA: prog[n++] = (struct bpfkit_insn)I(RETA, 0, 0, 0); break;
+				case JGT:
+					prog[n++] = (struct bpfkit_insn)I(JGT, 0, 1, c1);
+					prog[n++] = (struct bpfkit_insn)I(RETK, 0, 0, 4);
+					prog[n++] = (struct bpfkit_insn)I(RETK, 0, 0, 5);
+					break;
+				case ANDK:
+					prog[n++] = (struct bpfkit_insn)I(ANDK, 0, 0, 0xff);
+					prog[n++] = (struct bpfkit_insn)I(RETA, 0, 0, 0);
+					break;
+				default:   /* a jeq after the merge of the two loads */
+					prog[n++] = (struct bpfkit_insn)I(JEQ, 0, 1, c1);
+					prog[n++] = (struct bpfkit_insn)I(RETK, 0, 0, 6);
+					prog[n++] = (struct bpfkit_insn)I(RETA, 0, 0, 0);
+					break;
+				}
+				prepare_all(h, prog, n);
+				for (int v = 0; v < 5; v++) {
+					for (size_t i = 0; i < sizeof pkt; i++)
+						pkt[i] = (uint8_t)(i * 31 + 7 + v);
+					pkt[0] = 0x41;
+					pkt[1] = (uint8_t)(v & 1 ? c2 : c1);
+					uint32_t val = v == 0 ? c1 : v == 1 ? c2 : v == 2 ? 0x80010001u
+						     : v == 3 ? c1 + 1 : 0;
+					put_be(pkt, OFF, size, val);
+					compare_all_cuts(&d, h, prog, n, pkt, CAP);
+				}
+				release_all(h);
+			}
 	/* ldxb + indirect load + compare; and + compare. */
 	for (size_t j = 0; j < sizeof jumps / sizeof jumps[0]; j++)
 		for (size_t c = 0; c < sizeof shape_consts / sizeof shape_consts[0]; c++) {
