@@ -36,7 +36,6 @@
  */
 #include "opt.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define MAXPART 64    /* blocks in one part */
