@@ -365,8 +365,21 @@ static uint32_t field_hash(const struct sym *s)
 	return hash32(a ^ hash32(c) * 0x9e3779b97f4a7c15ull);
 }
 
-/* Rebuilds an open-addressing id map at size 2 * need rounded to a power of two. */
-static bool map_resize(struct build *b, uint32_t **map, size_t *mask, size_t need)
+/* The first empty slot of an open-addressing id map from hash h. */
+static size_t map_free_slot(const uint32_t *map, size_t mask, uint32_t h)
+{
+	size_t k = h & mask;
+	while (map[k])
+		k = (k + 1) & mask;
+	return k;
+}
+
+/*
+ * Rebuilds an open-addressing id map at size 2 * need rounded to a power of
+ * two, holding ids 0..n-1 (slots store id + 1) placed by hash(b, id).
+ */
+static bool map_rebuild(struct build *b, uint32_t **map, size_t *mask, size_t need, size_t n,
+			uint32_t (*hash)(const struct build *, size_t))
 {
 	size_t size = 16;
 	while (size < need * 2)
@@ -380,25 +393,26 @@ static bool map_resize(struct build *b, uint32_t **map, size_t *mask, size_t nee
 	mem_free(b->tmp, *map);
 	*map = nm;
 	*mask = size - 1;
+	for (size_t i = 0; i < n; i++)
+		nm[map_free_slot(nm, *mask, hash(b, i))] = (uint32_t)i + 1;
 	return true;
+}
+
+static uint32_t field_hash_id(const struct build *b, size_t i)
+{
+	const struct field *f = &b->m->fields[i];
+	struct sym t = {SYM_LOAD, f->size, f->based, f->base, f->off, f->mask};
+	return field_hash(&t);
 }
 
 /* The field's id, added when new; UINT32_MAX when out of memory. */
 static uint32_t field_intern(struct build *b, const struct sym *s)
 {
 	struct bpfkit_multi *m = b->m;
-	if (m->nfields * 2 + 2 > b->field_map_mask) {
-		if (!map_resize(b, &b->field_map, &b->field_map_mask, m->nfields + 1))
-			return UINT32_MAX;
-		for (size_t i = 0; i < m->nfields; i++) {
-			struct sym t = {SYM_LOAD, m->fields[i].size, m->fields[i].based,
-					m->fields[i].base, m->fields[i].off, m->fields[i].mask};
-			size_t h = field_hash(&t) & b->field_map_mask;
-			while (b->field_map[h])
-				h = (h + 1) & b->field_map_mask;
-			b->field_map[h] = (uint32_t)i + 1;
-		}
-	}
+	if (m->nfields * 2 + 2 > b->field_map_mask &&
+	    !map_rebuild(b, &b->field_map, &b->field_map_mask, m->nfields + 1, m->nfields,
+			 field_hash_id))
+		return UINT32_MAX;
 	size_t h = field_hash(s) & b->field_map_mask;
 	for (; b->field_map[h]; h = (h + 1) & b->field_map_mask) {
 		const struct field *f = &m->fields[b->field_map[h] - 1];
@@ -426,6 +440,11 @@ static uint32_t pair_hash(uint32_t field, uint32_t value)
 	return hash32(((uint64_t)field << 32) | value);
 }
 
+static uint32_t pair_hash_id(const struct build *b, size_t i)
+{
+	return pair_hash(b->pairs[i].field, b->pairs[i].value);
+}
+
 /*
  * The pair's index, added (and counted in its field's `distinct`) when new.
  * Looking up an existing pair never allocates, so it cannot fail.
@@ -442,18 +461,10 @@ static uint32_t pair_intern(struct build *b, uint32_t field, uint32_t value)
 		}
 	}
 	if (!b->pair_map || b->npairs * 2 + 2 > b->pair_map_mask) {
-		if (!map_resize(b, &b->pair_map, &b->pair_map_mask, b->npairs + 1))
+		if (!map_rebuild(b, &b->pair_map, &b->pair_map_mask, b->npairs + 1, b->npairs,
+				 pair_hash_id))
 			return UINT32_MAX;
-		for (size_t i = 0; i < b->npairs; i++) {
-			size_t k = pair_hash(b->pairs[i].field, b->pairs[i].value) &
-				   b->pair_map_mask;
-			while (b->pair_map[k])
-				k = (k + 1) & b->pair_map_mask;
-			b->pair_map[k] = (uint32_t)i + 1;
-		}
-		h = pair_hash(field, value) & b->pair_map_mask;
-		while (b->pair_map[h])
-			h = (h + 1) & b->pair_map_mask;
+		h = map_free_slot(b->pair_map, b->pair_map_mask, pair_hash(field, value));
 	}
 	if (!grow(b, (void **)&b->pairs, &b->cap_pairs, b->npairs + 1, sizeof *b->pairs))
 		return UINT32_MAX;
@@ -860,20 +871,18 @@ static uint32_t raw_hash(const struct raw *r)
 		      ((uint64_t)(r->size << 1 | r->based) << 56));
 }
 
+static uint32_t raw_hash_id(const struct build *b, size_t i)
+{
+	return raw_hash(&b->m->raws[i]);
+}
+
 /* The raw field's id, added when new; UINT32_MAX when out of memory. */
 static uint32_t raw_intern(struct build *b, const struct raw *r)
 {
 	struct bpfkit_multi *m = b->m;
-	if (m->nraws * 2 + 2 > b->raw_map_mask) {
-		if (!map_resize(b, &b->raw_map, &b->raw_map_mask, m->nraws + 1))
-			return UINT32_MAX;
-		for (size_t i = 0; i < m->nraws; i++) {
-			size_t h = raw_hash(&m->raws[i]) & b->raw_map_mask;
-			while (b->raw_map[h])
-				h = (h + 1) & b->raw_map_mask;
-			b->raw_map[h] = (uint32_t)i + 1;
-		}
-	}
+	if (m->nraws * 2 + 2 > b->raw_map_mask &&
+	    !map_rebuild(b, &b->raw_map, &b->raw_map_mask, m->nraws + 1, m->nraws, raw_hash_id))
+		return UINT32_MAX;
 	size_t h = raw_hash(r) & b->raw_map_mask;
 	for (; b->raw_map[h]; h = (h + 1) & b->raw_map_mask) {
 		const struct raw *o = &m->raws[b->raw_map[h] - 1];
