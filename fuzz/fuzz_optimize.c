@@ -30,43 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define ROUND_BUDGET 160
 #define FRONTIER 48
 
-struct pkts {
-	int dlt;
-	uint32_t caplen[NPKT], wirelen[NPKT];
-	uint8_t data[NPKT][BPFKIT_GEN_MAX_FRAME];
-};
-
-/* Packets for a link type, generated once per process (generation is costly). */
-static const struct pkts *generated(int dlt)
-{
-	static struct pkts cache[6];
-	static int ncache;
-	int gdlt = bpfkit_gen_supported((uint32_t)dlt) ? dlt : 1;
-	for (int i = 0; i < ncache; i++)
-		if (cache[i].dlt == gdlt)
-			return &cache[i];
-	if (ncache == 6)
-		return NULL;
-	struct pkts *p = &cache[ncache];
-	struct bpfkit_gen *g = NULL;
-	struct bpfkit_error err;
-	if (bpfkit_gen_new((uint32_t)gdlt, 1234, NULL, &g, &err) != 0)
-		return NULL;
-	for (int i = 0; i < NPKT; i++) {
-		struct bpfkit_packet pkt;
-		if (bpfkit_gen_next(g, p->data[i], sizeof p->data[i], &pkt, &err) != 0) {
-			bpfkit_gen_free(g);
-			return NULL;
-		}
-		p->caplen[i] = pkt.caplen;
-		p->wirelen[i] = pkt.wirelen;
-	}
-	bpfkit_gen_free(g);
-	p->dlt = gdlt;
-	ncache++;
-	return p;
-}
-
 struct check {
 	const char *expr;
 	int dlt;
@@ -137,7 +100,7 @@ static void check_dlt(const char *expr, int dlt)
 	}
 	static uint8_t frontier[2][FRONTIER][EXPRGEN_PKT_MAX];
 	struct check c = {.expr = expr, .dlt = dlt, .p0 = &p0, .p2 = &p2, .next = frontier[0]};
-	const struct pkts *gp = generated(dlt);
+	const struct exprgen_pkts *gp = exprgen_packets(dlt, 1234);
 	static const uint8_t zeros[128], ones[64] = {
 		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	compare(&c, zeros, sizeof zeros, sizeof zeros);

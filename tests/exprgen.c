@@ -673,3 +673,37 @@ size_t exprgen_direct(const struct bpfkit_insn *insns, size_t n, const uint8_t *
 	}
 	return e.made;
 }
+
+/* ------------------------------------------------------------------ */
+/* Generated packets                                                   */
+
+const struct exprgen_pkts *exprgen_packets(int dlt, uint64_t seed)
+{
+	static struct exprgen_pkts cache[EXPRGEN_GEN_CACHE];
+	static int ncache;
+	int gdlt = bpfkit_gen_supported((uint32_t)dlt) ? dlt : 1;
+	for (int i = 0; i < ncache; i++)
+		if (cache[i].dlt == gdlt && cache[i].seed == seed)
+			return &cache[i];
+	if (ncache == EXPRGEN_GEN_CACHE)
+		return NULL;
+	struct exprgen_pkts *p = &cache[ncache];
+	struct bpfkit_gen *g = NULL;
+	struct bpfkit_error err;
+	if (bpfkit_gen_new((uint32_t)gdlt, seed, NULL, &g, &err) != 0)
+		return NULL;
+	for (int i = 0; i < EXPRGEN_GEN_N; i++) {
+		struct bpfkit_packet pkt;
+		if (bpfkit_gen_next(g, p->data[i], sizeof p->data[i], &pkt, &err) != 0) {
+			bpfkit_gen_free(g);
+			return NULL;
+		}
+		p->caplen[i] = pkt.caplen;
+		p->wirelen[i] = pkt.wirelen;
+	}
+	bpfkit_gen_free(g);
+	p->dlt = gdlt;
+	p->seed = seed;
+	ncache++;
+	return p;
+}

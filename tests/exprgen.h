@@ -68,4 +68,21 @@ size_t exprgen_direct(const struct bpfkit_insn *insns, size_t n, const uint8_t *
 		      uint32_t caplen, uint32_t wirelen, size_t max, exprgen_pkt_fn fn,
 		      void *ctx);
 
+/*
+ * EXPRGEN_GEN_N packets of link type dlt from bpfkit_gen with the given seed
+ * (EN10MB's for link types it does not make), generated once per process
+ * and kept for the next call with the same pair; NULL when generation fails
+ * or the cache of EXPRGEN_GEN_CACHE pairs is full.  The first k packets are
+ * those a generator with that seed makes first.
+ */
+#define EXPRGEN_GEN_N 24
+#define EXPRGEN_GEN_CACHE 8
+struct exprgen_pkts {
+	int dlt;
+	uint64_t seed;
+	uint32_t caplen[EXPRGEN_GEN_N], wirelen[EXPRGEN_GEN_N];
+	uint8_t data[EXPRGEN_GEN_N][BPFKIT_GEN_MAX_FRAME];
+};
+const struct exprgen_pkts *exprgen_packets(int dlt, uint64_t seed);
+
 #endif

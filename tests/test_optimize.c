@@ -190,44 +190,6 @@ static void judge_derived(void *ctx, const uint8_t *pkt, uint32_t caplen, uint32
 	}
 }
 
-/* Generated packets of a link type (EN10MB's for types bpfkit_gen does not make). */
-#define GEN_N 24
-struct genpkts {
-	int dlt;
-	uint32_t caplen[GEN_N], wirelen[GEN_N];
-	uint8_t data[GEN_N][BPFKIT_GEN_MAX_FRAME];
-};
-
-static const struct genpkts *gen_packets(int dlt)
-{
-	static struct genpkts cache[4];
-	static int n;
-	int g = bpfkit_gen_supported((uint32_t)dlt) ? dlt : 1;
-	for (int i = 0; i < n; i++)
-		if (cache[i].dlt == g)
-			return &cache[i];
-	if (n == 4)
-		return NULL;
-	struct genpkts *c = &cache[n];
-	struct bpfkit_gen *gen;
-	struct bpfkit_error err;
-	if (bpfkit_gen_new((uint32_t)g, 99, NULL, &gen, &err) != 0)
-		return NULL;
-	for (int i = 0; i < GEN_N; i++) {
-		struct bpfkit_packet pk;
-		if (bpfkit_gen_next(gen, c->data[i], sizeof c->data[i], &pk, &err) != 0) {
-			bpfkit_gen_free(gen);
-			return NULL;
-		}
-		c->caplen[i] = pk.caplen;
-		c->wirelen[i] = pk.wirelen;
-	}
-	bpfkit_gen_free(gen);
-	c->dlt = g;
-	n++;
-	return c;
-}
-
 /*
  * Runs the judge over: fixed patterns at every length up to 80 (wire length
  * as captured and near 2^31), generated packets and cuts of them, and
@@ -248,14 +210,14 @@ static void judge_all(struct judge *j, int rounds, size_t budget, int every_cut)
 			for (size_t w = 0; w < sizeof wires / sizeof wires[0]; w++)
 				judge_packet(j, pat[k], len, wires[w]);
 		}
-	const struct genpkts *gp = gen_packets(j->p->dlt);
+	const struct exprgen_pkts *gp = exprgen_packets(j->p->dlt, 99);
 	struct progs *p = j->p;
 	const struct bpfkit_insn *lpi = p->lr0 ? NULL : (struct bpfkit_insn *)p->l0.bf_insns;
 	const struct bpfkit_insn *progv[3] = {p->b0.insns, p->r2 ? NULL : p->b2.insns, lpi};
 	size_t lens[3] = {p->b0.len, p->r2 ? 0 : p->b2.len, p->lr0 ? 0 : p->l0.bf_len};
 	j->next = frontier[0];
 	j->nnext = 0;
-	for (int i = 0; gp && i < GEN_N; i++) {
+	for (int i = 0; gp && i < EXPRGEN_GEN_N; i++) {
 		judge_packet(j, gp->data[i], gp->caplen[i], gp->wirelen[i]);
 		uint32_t step = every_cut ? 1 : 7;
 		for (uint32_t cut = 0; cut < gp->caplen[i] && cut < 128; cut += step)
@@ -263,7 +225,7 @@ static void judge_all(struct judge *j, int rounds, size_t budget, int every_cut)
 		for (int k = 0; k < 3; k++)
 			if (progv[k])
 				exprgen_direct(progv[k], lens[k], gp->data[i], gp->caplen[i],
-					       gp->wirelen[i], budget / GEN_N + 1, judge_derived,
+					       gp->wirelen[i], budget / EXPRGEN_GEN_N + 1, judge_derived,
 					       j);
 	}
 	for (int k = 0; k < 3; k++)
