@@ -947,90 +947,44 @@ static void run_compile_time(void)
 /* ------------------------------------------------------------------ */
 /* Name databases: re-run in a private mount namespace                 */
 
-static int copy_with_lines(const char *etc, const char *lines, const char *dst)
-{
-	FILE *o = fopen(dst, "w");
-	if (!o)
-		return -1;
-	const char *srcs[2] = {etc, lines};
-	for (int i = 0; i < 2; i++) {
-		FILE *in = fopen(srcs[i], "r");
-		if (!in)
-			continue;
-		char buf[4096];
-		size_t n;
-		while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-			fwrite(buf, 1, n, o);
-		fclose(in);
-	}
-	return fclose(o);
-}
-
-/* Returns the exit status of the re-run, or -1 when it could not be arranged. */
+/*
+ * Runs this program again through tests/with-namedb.sh (found beside bench/),
+ * which shows the corpus's name-database lines in /etc inside a private mount
+ * namespace.  Returns the re-run's exit status, or -1 when it could not be
+ * arranged (no script, no namespace).
+ */
 static int rerun_with_namedb(char **argv)
 {
-	if (system("unshare -m true >/dev/null 2>&1") != 0)
+	const char *slash = strrchr(argv[0], '/');
+	char script[4096];
+	snprintf(script, sizeof script, "%.*s/../tests/with-namedb.sh",
+		 slash ? (int)(slash - argv[0]) : 1, slash ? argv[0] : ".");
+	if (access(script, R_OK) != 0)
 		return -1;
-	char tmp[] = "/tmp/bench-opt-XXXXXX";
-	if (!mkdtemp(tmp))
-		return -1;
-	static const char *const names[3] = {"hosts", "ethers", "networks"};
-	char upper[4200], work[4200];
-	snprintf(upper, sizeof upper, "%s/upper", tmp);
-	snprintf(work, sizeof work, "%s/work", tmp);
-	int bad = mkdir(upper, 0700) | mkdir(work, 0700);
-	for (int i = 0; i < 3 && !bad; i++) {
-		char etc[64], lines[4096], dst[4400];
-		snprintf(etc, sizeof etc, "/etc/%s", names[i]);
-		snprintf(lines, sizeof lines, "%s/corpus/namedb/%s.test-lines", opt.shared,
-			 names[i]);
-		snprintf(dst, sizeof dst, "%s/%s", upper, names[i]);
-		bad |= copy_with_lines(etc, lines, dst);
-	}
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	char **nargv = xmalloc(((size_t)argc + 4) * sizeof *nargv);
+	int k = 0;
+	nargv[k++] = "sh";
+	nargv[k++] = script;
+	nargv[k++] = (char *)opt.shared;
+	for (int i = 0; i < argc; i++)
+		nargv[k++] = argv[i];
+	nargv[k] = NULL;
+	fflush(stdout);
 	int status = -1;
-	if (!bad) {
-		/* An overlay over /etc (works where /etc/ethers is missing), else bind mounts. */
-		static const char inner[] =
-			"t=$1; shift\n"
-			"if ! mount -t overlay overlay -o \"lowerdir=/etc,upperdir=$t/upper,"
-			"workdir=$t/work\" /etc 2>/dev/null; then\n"
-			"  for f in hosts ethers networks; do\n"
-			"    [ -f /etc/$f ] && mount --bind \"$t/upper/$f\" /etc/$f\n"
-			"  done\n"
-			"fi\n"
-			"exec \"$0\" \"$@\"\n";
-		int argc = 0;
-		while (argv[argc])
-			argc++;
-		char **nargv = xmalloc(((size_t)argc + 8) * sizeof *nargv);
-		int k = 0;
-		nargv[k++] = "unshare";
-		nargv[k++] = "-m";
-		nargv[k++] = "sh";
-		nargv[k++] = "-c";
-		nargv[k++] = (char *)inner;
-		nargv[k++] = argv[0];
-		nargv[k++] = tmp;
-		for (int i = 1; i < argc; i++)
-			nargv[k++] = argv[i];
-		nargv[k] = NULL;
-		fflush(stdout);
-		pid_t pid = fork();
-		if (pid == 0) {
-			setenv("BENCH_OPT_NAMESPACE", "1", 1);
-			execvp("unshare", nargv);
-			_exit(127);
-		}
-		int ws;
-		if (pid > 0 && waitpid(pid, &ws, 0) == pid && WIFEXITED(ws))
-			status = WEXITSTATUS(ws);
-		free(nargv);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("BENCH_OPT_NAMESPACE", "1", 1);
+		execvp("sh", nargv);
+		_exit(127);
 	}
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_opt: could not remove %s\n", tmp);
-	return status == 127 ? -1 : status;
+	int ws;
+	if (pid > 0 && waitpid(pid, &ws, 0) == pid && WIFEXITED(ws))
+		status = WEXITSTATUS(ws);
+	free(nargv);
+	return status == 125 || status == 127 ? -1 : status;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1079,8 +1033,8 @@ int main(int argc, char **argv)
 		int st = rerun_with_namedb(argv);
 		if (st >= 0)
 			return st;
-		fprintf(stderr, "bench_opt: no private mount namespace: corpus rows needing "
-			"name databases are skipped\n");
+		fprintf(stderr, "bench_opt: no private mount namespace (tests/with-namedb.sh): "
+			"corpus rows needing name databases are skipped\n");
 	}
 	printf("bench_opt: bpfkit %s against libpcap %s; name databases: hosts %s, ethers %s, "
 	       "networks %s\n", BPFKIT_VERSION, pcap_lib_version(), namedb_have[0] ? "yes" : "no",
