@@ -99,26 +99,6 @@ static struct {
 
 static char *classic50;
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p) {
-		fprintf(stderr, "bench_opt: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p) {
-		fprintf(stderr, "bench_opt: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
 static FILE *out_open(const char *name)
 {
 	char path[4096];

@@ -1,9 +1,10 @@
 /*
  * corpus.c - see corpus.h.
  */
-#define _DEFAULT_SOURCE 1
+#define _GNU_SOURCE 1   /* program_invocation_short_name */
 #include "corpus.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +81,19 @@ bool corpus_namedb_ready(const bool have[3], const char *needs)
 		return true;
 	return !((strstr(needs, "hosts") && !have[0]) || (strstr(needs, "ethers") && !have[1]) ||
 		 (strstr(needs, "networks") && !have[2]));
+}
+
+void *xmalloc(size_t n)
+{
+	return xrealloc(NULL, n);
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "%s: out of memory\n", program_invocation_short_name);
+		exit(2);
+	}
+	return p;
 }

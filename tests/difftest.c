@@ -50,26 +50,6 @@ _Static_assert(sizeof(struct bpf_insn) == sizeof(struct bpfkit_insn), "insn layo
 /* ------------------------------------------------------------------ */
 /* Small utilities                                                     */
 
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p) {
-		fprintf(stderr, "difftest: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p) {
-		fprintf(stderr, "difftest: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
 static char *xstrdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
