@@ -39,6 +39,9 @@ struct harness_alloc {
 void *harness_alloc_fn(void *ud, void *ptr, size_t size);
 /* Runs a shell command; captures stdout (and stderr) into malloc'd strings. */
 int harness_run(const char *cmd, char **out, char **errout);
+/* Runs `bpfkit ARGS` (ARGS printf-formatted) with harness_run; its exit status. */
+int harness_bpfkit(char **out, char **errout, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL when absent. */
 char *harness_read_file(const char *path, size_t *len);
 

@@ -196,3 +196,14 @@ int main(int argc, char **argv)
 		printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
+
+int harness_bpfkit(char **out, char **errout, const char *fmt, ...)
+{
+	char args[4096], cmd[4400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "'%s' %s", harness_bin(), args);
+	return harness_run(cmd, out, errout);
+}

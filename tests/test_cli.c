@@ -88,19 +88,6 @@ static const char *put(const struct dir *d, const char *name, const char *text)
 	return p;
 }
 
-/* Runs "BIN <args>" (args printf-formatted); %B... is not special: pass harness_bin(). */
-static int cli(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int cli(char **out, char **err, const char *fmt, ...)
-{
-	char args[2048], cmd[2300];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "%s %s", harness_bin(), args);
-	return harness_run(cmd, out, err);
-}
-
 static void free2(char *a, char *b)
 {
 	free(a);
@@ -139,27 +126,27 @@ TEST(cli_help_and_version)
 {
 	NEED_BIN();
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "--help"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "--help"), 0);
 	CHECK_CONTAINS(out, "asm");
 	CHECK_CONTAINS(out, "compile");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "--version"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "--version"), 0);
 	CHECK_CONTAINS(out, BPFKIT_VERSION);
 	free2(out, err);
 
 	char *help_out;
-	CHECK_EQ(cli(&help_out, &err, "help run"), 0);
+	CHECK_EQ(harness_bpfkit(&help_out, &err, "help run"), 0);
 	CHECK_CONTAINS(help_out, "-p PROGFILE");
 	CHECK_CONTAINS(help_out, "--meta");
 	free(err);
-	CHECK_EQ(cli(&out, &err, "run --help"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run --help"), 0);
 	CHECK_STR(out, help_out);
 	free2(out, err);
 	free(help_out);
-	CHECK_EQ(cli(&out, &err, "check -h"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "check -h"), 0);
 	CHECK_CONTAINS(out, "seccomp");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "help multi"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "help multi"), 0);
 	CHECK_CONTAINS(out, "-f RULES");
 	CHECK_CONTAINS(out, "RULES has one rule per line");
 	CHECK(!strstr(out, "vailable yet"));
@@ -170,10 +157,10 @@ TEST(cli_help_and_version)
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		char want[32];
 		snprintf(want, sizeof want, "usage: bpfkit %s ", cmds[i]);
-		CHECK_EQ(cli(&out, &err, "help %s", cmds[i]), 0);
+		CHECK_EQ(harness_bpfkit(&out, &err, "help %s", cmds[i]), 0);
 		CHECK_CONTAINS(out, want);
 		free2(out, err);
-		CHECK_EQ(cli(&out, &err, "%s --help", cmds[i]), 0);
+		CHECK_EQ(harness_bpfkit(&out, &err, "%s --help", cmds[i]), 0);
 		CHECK_CONTAINS(out, want);
 		free2(out, err);
 	}
@@ -230,7 +217,7 @@ TEST(cli_usage_errors_exit_2)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char *out, *err;
-		int rc = cli(&out, &err, "%s </dev/null", bad[i]);
+		int rc = harness_bpfkit(&out, &err, "%s </dev/null", bad[i]);
 		CHECK_MSG(rc == 2, "'bpfkit %s' exited %d, want 2", bad[i], rc);
 		if (bad[i][0])
 			CHECK_MSG(err && strstr(err, "bpfkit: usage error: ") &&
@@ -262,7 +249,7 @@ TEST(cli_commands_not_implemented_yet)
 	static const char *const cmds[] = {"multi -f /nonexistent/bpfkit-rules"};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		char *out, *err;
-		CHECK_EQ(cli(&out, &err, "%s </dev/null", cmds[i]), 1);
+		CHECK_EQ(harness_bpfkit(&out, &err, "%s </dev/null", cmds[i]), 1);
 		CHECK_CONTAINS(err, "bpfkit: error: ");
 		CHECK_CONTAINS(err, "/nonexistent/bpfkit-rules");
 		CHECK(!strstr(err, "not implemented"));
@@ -271,7 +258,7 @@ TEST(cli_commands_not_implemented_yet)
 	}
 	/* -f is required: a usage error, not "not implemented". */
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "multi </dev/null"), 2);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi </dev/null"), 2);
 	CHECK_CONTAINS(err, "RULES");
 	CHECK(!strstr(err, "not implemented"));
 	free2(out, err);
@@ -282,7 +269,7 @@ TEST(cli_bench_tsv)
 {
 	NEED_BIN();
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "bench -n 300 -R 1 --tsv 'tcp port 80' 'ip6'"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "bench -n 300 -R 1 --tsv 'tcp port 80' 'ip6'"), 0);
 	static const char head[] = "filter\tengine\tns_per_packet\tratio_vs_interp\n";
 	CHECK(strncmp(out, head, sizeof head - 1) == 0);
 	CHECK_CONTAINS(out, "\ntcp port 80\tnull\t");
@@ -292,12 +279,12 @@ TEST(cli_bench_tsv)
 		CHECK_CONTAINS(out, "\nip6\tjit\t");
 	CHECK_STR(err, "");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "bench -n 10 -R 1 'tcp port'"), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "bench -n 10 -R 1 'tcp port'"), 1);
 	CHECK_CONTAINS(err, "bpfkit: error: 1:9:");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "bench -r x.pcap -n 10"), 2);
+	CHECK_EQ(harness_bpfkit(&out, &err, "bench -r x.pcap -n 10"), 2);
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "bench -R 0"), 2);
+	CHECK_EQ(harness_bpfkit(&out, &err, "bench -R 0"), 2);
 	free2(out, err);
 }
 
@@ -305,11 +292,11 @@ TEST(cli_compile_expression_and_error_caret)
 {
 	NEED_BIN();
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "compile -l RAW -O0 ip"), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "compile -l RAW -O0 ip"), 0);
 	CHECK_CONTAINS(out, "ldb      [0]");
 	CHECK_CONTAINS(out, "ret      #262144");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "compile tcp port 80 and hots 1.2.3.4"), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "compile tcp port 80 and hots 1.2.3.4"), 1);
 	CHECK_CONTAINS(err, "bpfkit: error: 1:17: unknown keyword 'hots'");
 	CHECK_CONTAINS(err, "                ^~~~");
 	free2(out, err);
@@ -349,11 +336,11 @@ TEST(cli_asm_to_ddd)
 	dir_make(&d);
 	const char *src = put(&d, "p.s", tcp80_asm);
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "asm %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm %s", src), 0);
 	CHECK_DDD(out);
 	CHECK_STR(err, "");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "asm -f ddd %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm -f ddd %s", src), 0);
 	CHECK_DDD(out);
 	free2(out, err);
 	dir_remove(&d);
@@ -366,17 +353,17 @@ TEST(cli_stdin_dash)
 	dir_make(&d);
 	const char *src = put(&d, "p.s", tcp80_asm);
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "asm - < %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm - < %s", src), 0);
 	CHECK_DDD(out);
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "asm < %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm < %s", src), 0);
 	CHECK_DDD(out);
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "asm %s | %s disasm - | %s asm -", src, harness_bin(),
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm %s | %s disasm - | %s asm -", src, harness_bin(),
 		     harness_bin()), 0);
 	CHECK_DDD(out);
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "asm %s | %s check -", src, harness_bin()), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm %s | %s check -", src, harness_bin()), 0);
 	CHECK_CONTAINS(out, "valid (socket): 11 instructions");
 	free2(out, err);
 	dir_remove(&d);
@@ -396,25 +383,25 @@ TEST(cli_format_round_trips)
 	for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
 		const char *f = formats[i];
 		char *out, *err;
-		int rc = cli(&out, &err, "asm -f %s %s | %s disasm -f ddd", f, src, bin);
+		int rc = harness_bpfkit(&out, &err, "asm -f %s %s | %s disasm -f ddd", f, src, bin);
 		CHECK_MSG(rc == 0, "asm -f %s | disasm: exit %d: %s", f, rc, err ? err : "");
 		CHECK_DDD(out);
 		free2(out, err);
-		rc = cli(&out, &err, "disasm -f %s %s | %s disasm -f ddd -", f, ddd, bin);
+		rc = harness_bpfkit(&out, &err, "disasm -f %s %s | %s disasm -f ddd -", f, ddd, bin);
 		CHECK_MSG(rc == 0, "disasm -f %s | disasm: exit %d: %s", f, rc, err ? err : "");
 		CHECK_DDD(out);
 		free2(out, err);
 		/* A second trip gives the same text: the formatter is deterministic. */
 		char *once, *twice;
-		cli(&once, &err, "disasm -f %s %s", f, ddd);
+		harness_bpfkit(&once, &err, "disasm -f %s %s", f, ddd);
 		free(err);
-		cli(&twice, &err, "disasm -f %s %s | %s disasm -f %s", f, ddd, bin, f);
+		harness_bpfkit(&twice, &err, "disasm -f %s %s | %s disasm -f %s", f, ddd, bin, f);
 		free(err);
 		CHECK_MSG(once && twice && strcmp(once, twice) == 0, "format %s is not stable", f);
 		free2(once, twice);
 	}
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "disasm -f dot %s", ddd), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "disasm -f dot %s", ddd), 0);
 	CHECK_CONTAINS(out, "digraph");
 	free2(out, err);
 	dir_remove(&d);
@@ -467,17 +454,17 @@ TEST(cli_asm_error_has_line_column_and_caret)
 	const char *src = put(&d, "bad.s",
 			      "\tldh [12]\n\tjeq #0x800, ok\n\tfrob #1\nok:\tret #1\n");
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "asm %s", src), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm %s", src), 1);
 	CHECK_STR(out, "");
 	check_caret(err, src, 3, "\tfrob #1", "frob");
 	free2(out, err);
 	/* The same through standard input is reported as <stdin>. */
-	CHECK_EQ(cli(&out, &err, "asm - < %s", src), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm - < %s", src), 1);
 	check_caret(err, "<stdin>", 3, "\tfrob #1", "frob");
 	free2(out, err);
 	/* An undefined label is about the line that uses it. */
 	src = put(&d, "undef.s", "\tldh [12]\n\tjeq #0x800, nowhere, out\nout:\tret #0\n");
-	CHECK_EQ(cli(&out, &err, "asm %s", src), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm %s", src), 1);
 	check_caret(err, src, 2, "\tjeq #0x800, nowhere, out", NULL);
 	CHECK_CONTAINS(err, "nowhere");
 	free2(out, err);
@@ -490,16 +477,16 @@ TEST(cli_bad_input_exit_1)
 	struct dir d;
 	dir_make(&d);
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "asm %s/missing.s", d.path), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm %s/missing.s", d.path), 1);
 	CHECK_CONTAINS(err, "bpfkit: error: ");
 	CHECK_CONTAINS(err, "missing.s: ");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "check %s/missing", d.path), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "check %s/missing", d.path), 1);
 	CHECK_CONTAINS(err, "bpfkit: error: ");
 	free2(out, err);
 	/* A ddd whose count disagrees with its lines is bad input, not usage. */
 	const char *p = put(&d, "short.ddd", "3\n6 0 0 0\n");
-	CHECK_EQ(cli(&out, &err, "disasm %s", p), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "disasm %s", p), 1);
 	CHECK_MSG(err && (strstr(err, "bpfkit: error: ") || strstr(err, ": error: ")),
 		  "error message: %s", err ? err : "(null)");
 	CHECK_STR(out, "");
@@ -530,7 +517,7 @@ TEST(cli_output_file_replaced_only_on_success)
 	const char *keep = put(&d, "keep.txt", "precious\n");
 	char *out, *err;
 
-	CHECK_EQ(cli(&out, &err, "asm -o %s/new.ddd %s", d.path, src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm -o %s/new.ddd %s", d.path, src), 0);
 	CHECK_STR(out, "");
 	free2(out, err);
 	char path[160];
@@ -540,28 +527,28 @@ TEST(cli_output_file_replaced_only_on_success)
 	free(text);
 
 	/* Failure: the existing file is untouched, no new or temporary file appears. */
-	CHECK_EQ(cli(&out, &err, "asm -o %s %s", keep, bad), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm -o %s %s", keep, bad), 1);
 	free2(out, err);
 	text = harness_read_file(keep, NULL);
 	CHECK_STR(text, "precious\n");
 	free(text);
-	CHECK_EQ(cli(&out, &err, "asm --output %s/never %s", d.path, bad), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm --output %s/never %s", d.path, bad), 1);
 	free2(out, err);
 	CHECK_EQ(count_entries(d.path), 4); /* p.s bad.s keep.txt new.ddd */
 
 	/* Success replaces the file; "-o -" is standard output. */
-	CHECK_EQ(cli(&out, &err, "disasm -f ddd -o %s %s/new.ddd", keep, d.path), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "disasm -f ddd -o %s %s/new.ddd", keep, d.path), 0);
 	free2(out, err);
 	text = harness_read_file(keep, NULL);
 	CHECK_DDD(text);
 	free(text);
-	CHECK_EQ(cli(&out, &err, "asm -o - %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm -o - %s", src), 0);
 	CHECK_DDD(out);
 	free2(out, err);
 	CHECK_EQ(count_entries(d.path), 4);
 
 	/* An unwritable place is bad input (exit 1), not a crash. */
-	CHECK_EQ(cli(&out, &err, "asm -o %s/no/such/dir/x %s", d.path, src), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "asm -o %s/no/such/dir/x %s", d.path, src), 1);
 	CHECK_CONTAINS(err, "bpfkit: error: ");
 	free2(out, err);
 	dir_remove(&d);
@@ -578,19 +565,19 @@ TEST(cli_check_messages)
 	const char *div0 = put(&d, "div0.ddd", "3\n0 0 0 1\n52 0 0 0\n6 0 0 0\n");
 	char *out, *err;
 
-	CHECK_EQ(cli(&out, &err, "check %s", ddd), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "check %s", ddd), 0);
 	CHECK_STR(out, "valid (socket): 11 instructions\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "check -m pcap %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "check -m pcap %s", src), 0);
 	CHECK_STR(out, "valid (pcap): 11 instructions\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "check --mode socket %s", src), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "check --mode socket %s", src), 0);
 	CHECK_STR(out, "valid (socket): 11 instructions\n");
 	free2(out, err);
 
 	/* seccomp allows no halfword packet loads: the first instruction breaks a rule. */
 	char want[200];
-	CHECK_EQ(cli(&out, &err, "check -m seccomp %s", ddd), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "check -m seccomp %s", ddd), 1);
 	snprintf(want, sizeof want, "bpfkit: error: %s: instruction 0: ", ddd);
 	CHECK_MSG(err && strncmp(err, want, strlen(want)) == 0, "stderr: %s", err ? err : "");
 	CHECK_STR(out, "");
@@ -598,7 +585,7 @@ TEST(cli_check_messages)
 
 	static const char *const modes[] = {"socket", "pcap"};
 	for (size_t i = 0; i < 2; i++) {
-		CHECK_EQ(cli(&out, &err, "check -m %s %s", modes[i], div0), 1);
+		CHECK_EQ(harness_bpfkit(&out, &err, "check -m %s %s", modes[i], div0), 1);
 		snprintf(want, sizeof want, "bpfkit: error: %s: instruction 1: ", div0);
 		CHECK_MSG(err && strncmp(err, want, strlen(want)) == 0, "%s: stderr: %s",
 			  modes[i], err ? err : "");
@@ -616,24 +603,24 @@ TEST(cli_run_prints_return_value_last)
 	const char *ddd = put(&d, "p.ddd", tcp80_ddd);
 	char *out, *err;
 
-	CHECK_EQ(cli(&out, &err, "run -p %s -x '%s'", src, tcp80_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x '%s'", src, tcp80_pkt), 0);
 	CHECK_STR(last_line(out), "262144");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -e interp -p %s -x '%s'", ddd, udp_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -e interp -p %s -x '%s'", ddd, udp_pkt), 0);
 	CHECK_STR(last_line(out), "0");
 	free2(out, err);
 	/* Truncated: 30 of 54 bytes captured; the port load runs off the end. */
-	CHECK_EQ(cli(&out, &err, "run -p %s -x '%.*s' -L 54", ddd, 70, tcp80_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x '%.*s' -L 54", ddd, 70, tcp80_pkt), 0);
 	CHECK_STR(last_line(out), "0");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x '%s' -c 30", ddd, tcp80_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x '%s' -c 30", ddd, tcp80_pkt), 0);
 	CHECK_STR(last_line(out), "0");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x '%s' --wirelen 1500", ddd, tcp80_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x '%s' --wirelen 1500", ddd, tcp80_pkt), 0);
 	CHECK_STR(last_line(out), "262144");
 	free2(out, err);
 	/* The program from standard input, the packet with colons and 0x. */
-	CHECK_EQ(cli(&out, &err, "run -p - -x '0x000000000002:000000000001:0800:"
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p - -x '0x000000000002:000000000001:0800:"
 		     "4500:0028:0001:0000:4006:0000:0a000001:0a000002:"
 		     "3039:0050:00000000:00000000:5002:7210:0000:0000' < %s", src), 0);
 	CHECK_STR(last_line(out), "262144");
@@ -641,13 +628,13 @@ TEST(cli_run_prints_return_value_last)
 
 	/* ld #len; ret a: the wire length, defaulting to the bytes given. */
 	const char *len = put(&d, "len.ddd", "2\n128 0 0 0\n22 0 0 0\n");
-	CHECK_EQ(cli(&out, &err, "run -p %s -x 'aa bb cc'", len), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x 'aa bb cc'", len), 0);
 	CHECK_STR(out, "3\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x aabbcc -L 1000", len), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x aabbcc -L 1000", len), 0);
 	CHECK_STR(out, "1000\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x ''", len), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x ''", len), 0);
 	CHECK_STR(out, "0\n");
 	free2(out, err);
 	dir_remove(&d);
@@ -664,16 +651,16 @@ TEST(cli_run_meta_switches_to_linux)
 	const char *proto = put(&d, "proto.ddd", "2\n32 0 0 4294963200\n22 0 0 0\n");
 	char *out, *err;
 	/* libpcap semantics: an ordinary load far past the packet -> 0. */
-	CHECK_EQ(cli(&out, &err, "run -p %s -x 00", mark), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x 00", mark), 0);
 	CHECK_STR(out, "0\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x 00 --linux", mark), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x 00 --linux", mark), 0);
 	CHECK_STR(out, "1\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x 00 --meta mark=41", mark), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x 00 --meta mark=41", mark), 0);
 	CHECK_STR(out, "42\n");
 	free2(out, err);
-	CHECK_EQ(cli(&out, &err, "run -p %s -x 00 --meta mark=1 --meta proto=0x86dd", proto), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x 00 --meta mark=1 --meta proto=0x86dd", proto), 0);
 	CHECK_STR(out, "34525\n");
 	free2(out, err);
 	dir_remove(&d);
@@ -686,7 +673,7 @@ TEST(cli_run_trace_shape)
 	dir_make(&d);
 	const char *src = put(&d, "p.s", tcp80_asm);
 	char *out, *err;
-	CHECK_EQ(cli(&out, &err, "run -t -p %s -x '%s'", src, tcp80_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -t -p %s -x '%s'", src, tcp80_pkt), 0);
 	CHECK_STR(last_line(out), "262144");
 	/* Instructions 0..9 ran: ten trace lines, then the value. */
 	static const char *const expect[] = {"ldh", "jeq", "ldb", "jeq", "ldh", "jset",
@@ -720,7 +707,7 @@ TEST(cli_run_trace_shape)
 	CHECK_EQ(lines, 10);
 	free2(out, err);
 	/* Without -t, only the value. */
-	CHECK_EQ(cli(&out, &err, "run -p %s -x '%s'", src, tcp80_pkt), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "run -p %s -x '%s'", src, tcp80_pkt), 0);
 	CHECK_STR(out, "262144\n");
 	free2(out, err);
 	dir_remove(&d);

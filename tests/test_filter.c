@@ -77,19 +77,6 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
-/* Runs `bpfkit ARGS` through the shell; returns the exit status. */
-static int bk(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bk(char **out, char **err, const char *fmt, ...)
-{
-	char args[4096], cmd[4400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "'%s' %s", harness_bin(), args);
-	return harness_run(cmd, out, err);
-}
-
 static void free2(char *a, char *b)
 {
 	free(a);
@@ -356,7 +343,7 @@ TEST(filter_cli_counts_match_libpcap)
 			const char *prog = tpath(&d, 0, "prog.ddd");
 			CHECK(write_file(prog, cs[i].ddd, strlen(cs[i].ddd)));
 			char *out, *err;
-			int st = bk(&out, &err, "filter -c -p '%s' -r '%s'", prog, files[f]);
+			int st = harness_bpfkit(&out, &err, "filter -c -p '%s' -r '%s'", prog, files[f]);
 			CHECK_MSG(st == 0, "%s: exit %d: %s", files[f], st, err);
 			char want[32];
 			snprintf(want, sizeof want, "%llu", (unsigned long long)cs[i].want);
@@ -456,7 +443,7 @@ TEST(filter_output_matches_tcpdump)
 			if (harness_run(cmd, NULL, NULL) != 0)
 				continue; /* tcpdump itself refuses the file */
 			char *out, *err;
-			int st = bk(&out, &err, "filter -p '%s' -r '%s' -w '%s'", prog, files[f],
+			int st = harness_bpfkit(&out, &err, "filter -p '%s' -r '%s' -w '%s'", prog, files[f],
 				    mine);
 			CHECK_MSG(st == 0, "%s: exit %d: %s", files[f], st, err);
 			free2(out, err);
@@ -530,7 +517,7 @@ TEST(filter_bad_captures_exit_1_and_leave_no_file)
 	CHECK(write_file(trunc, cap, len - 7));
 	const char *out = tpath(&d, 2, "out.pcap");
 	char *o, *e;
-	CHECK_EQ(bk(&o, &e, "filter -p '%s' -r '%s' -w '%s'", prog, trunc, out), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -p '%s' -r '%s' -w '%s'", prog, trunc, out), 1);
 	CHECK_CONTAINS(e, "bpfkit: error: ");
 	CHECK_CONTAINS(e, "trunc.pcap: byte ");
 	CHECK_CONTAINS(e, "packets");
@@ -540,7 +527,7 @@ TEST(filter_bad_captures_exit_1_and_leave_no_file)
 
 	/* An existing output is left as it was. */
 	CHECK(write_file(out, "old", 3));
-	CHECK_EQ(bk(&o, &e, "filter -p '%s' -r '%s' -w '%s'", prog, trunc, out), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -p '%s' -r '%s' -w '%s'", prog, trunc, out), 1);
 	size_t olen;
 	char *old = harness_read_file(out, &olen);
 	CHECK(old && olen == 3 && memcmp(old, "old", 3) == 0);
@@ -551,15 +538,15 @@ TEST(filter_bad_captures_exit_1_and_leave_no_file)
 	/* Junk: wrong magic at byte 0, through standard input too. */
 	const char *junk = tpath(&d, 1, "junk.pcap");
 	CHECK(write_file(junk, "this is not a capture file at all\n", 34));
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r '%s' -w '%s'", prog, junk, out), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r '%s' -w '%s'", prog, junk, out), 1);
 	CHECK_CONTAINS(e, "junk.pcap: byte 0: ");
 	CHECK(!exists(out));
 	free2(o, e);
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' < '%s'", prog, junk), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' < '%s'", prog, junk), 1);
 	CHECK_CONTAINS(e, "bpfkit: error: <stdin>: byte 0: ");
 	free2(o, e);
 	/* A missing file. */
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r '%s/none.pcap'", prog, d.path), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r '%s/none.pcap'", prog, d.path), 1);
 	CHECK_CONTAINS(e, "bpfkit: error: ");
 	free2(o, e);
 	/* A bad program. */
@@ -567,7 +554,7 @@ TEST(filter_bad_captures_exit_1_and_leave_no_file)
 	CHECK(write_file(bad, "ret #1\nbogus\n", 13));
 	const char *good = tpath(&d, 3, "good.pcap");
 	CHECK(write_file(good, cap, len));
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r '%s'", bad, good), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r '%s'", bad, good), 1);
 	CHECK_CONTAINS(e, "bad.s:2");
 	free2(o, e);
 	tdir_remove(&d);
@@ -591,13 +578,13 @@ TEST(filter_usage_errors_exit_2)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char *o, *e;
-		CHECK_MSG(bk(&o, &e, "%s", cases[i].args) == 2, "'%s' should exit 2",
+		CHECK_MSG(harness_bpfkit(&o, &e, "%s", cases[i].args) == 2, "'%s' should exit 2",
 			  cases[i].args);
 		CHECK_CONTAINS(e, cases[i].want);
 		free2(o, e);
 	}
 	char *o, *e;
-	CHECK_EQ(bk(&o, &e, "filter --help"), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter --help"), 0);
 	CHECK_CONTAINS(o, "usage: bpfkit filter");
 	CHECK_CONTAINS(o, "-w, --write");
 	free2(o, e);
@@ -647,7 +634,7 @@ TEST(filter_expression_matches_libpcap)
 		if (want < 0)
 			continue;
 		char *o, *e;
-		CHECK_EQ(bk(&o, &e, "filter -c -r %s %s", path, cases[i].expr), 0);
+		CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -r %s %s", path, cases[i].expr), 0);
 		CHECK_MSG(strtol(o, NULL, 10) == want, "%s on %s: bpfkit %s, libpcap %ld",
 			  cases[i].expr, cases[i].file, o, want);
 		free2(o, e);
@@ -657,11 +644,11 @@ TEST(filter_expression_matches_libpcap)
 		SKIP("no capture of ../shared found");
 	char *o, *e;
 	const char *path = harness_shared_path(cases[0].file);
-	CHECK_EQ(bk(&o, &e, "filter -c -r %s 'tcp port 80 and hots'", path), 1);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -r %s 'tcp port 80 and hots'", path), 1);
 	CHECK_CONTAINS(e, "bpfkit: error: 1:17:");
 	CHECK_CONTAINS(e, "^~~~");
 	free2(o, e);
-	CHECK_EQ(bk(&o, &e, "filter -c -O0 -l RAW -r %s ip", path), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -O0 -l RAW -r %s ip", path), 0);
 	CHECK_CONTAINS(o, "0");
 	free2(o, e);
 }
@@ -696,18 +683,18 @@ TEST(filter_stdio_and_empty_outputs)
 	CHECK(write_file(all, "1\n6 0 0 65535\n", 14));
 	char *o, *e;
 	/* No program: everything matches; no -w: the count is printed. */
-	CHECK_EQ(bk(&o, &e, "filter < '%s'", ng), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter < '%s'", ng), 0);
 	CHECK_STR(last_line(o), want);
 	free2(o, e);
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r - < '%s'", all, ng), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r - < '%s'", all, ng), 0);
 	CHECK_STR(last_line(o), want);
 	free2(o, e);
 	/* -w - writes the capture to stdout, the count goes to stderr. */
 	const char *viafile = tpath(&d, 1, "file.pcapng");
 	const char *viapipe = tpath(&d, 2, "pipe.pcapng");
-	CHECK_EQ(bk(&o, &e, "filter -p '%s' -r '%s' -w '%s'", all, ng, viafile), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -p '%s' -r '%s' -w '%s'", all, ng, viafile), 0);
 	free2(o, e);
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r '%s' -w - > '%s'", all, ng, viapipe), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r '%s' -w - > '%s'", all, ng, viapipe), 0);
 	CHECK_STR(last_line(e), want);
 	free2(o, e);
 	size_t la, lb;
@@ -720,7 +707,7 @@ TEST(filter_stdio_and_empty_outputs)
 	const char *none = tpath(&d, 0, "none.ddd");
 	CHECK(write_file(none, "1\n6 0 0 0\n", 10));
 	const char *empty = tpath(&d, 1, "empty.pcapng");
-	CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r '%s' -w '%s'", none, ng, empty), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r '%s' -w '%s'", none, ng, empty), 0);
 	CHECK_STR(last_line(o), "0");
 	free2(o, e);
 	p = pcap_open_offline(empty, errbuf);
@@ -765,9 +752,9 @@ TEST(filter_gen_command)
 	tdir_make(&d);
 	const char *a = tpath(&d, 0, "a.pcap"), *b = tpath(&d, 1, "b.pcap");
 	char *o, *e;
-	CHECK_EQ(bk(&o, &e, "gen -n 500 -w '%s'", a), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "gen -n 500 -w '%s'", a), 0);
 	free2(o, e);
-	CHECK_EQ(bk(&o, &e, "gen -n 500 -S 1 -l EN10MB -w - > '%s'", b), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "gen -n 500 -S 1 -l EN10MB -w - > '%s'", b), 0);
 	free2(o, e);
 	size_t la, lb;
 	char *x = harness_read_file(a, &la), *y = harness_read_file(b, &lb);
@@ -775,7 +762,7 @@ TEST(filter_gen_command)
 	/* Nanosecond pcap magic in host order. */
 	CHECK(x && la > 24 && memcmp(x, "\x4d\x3c\xb2\xa1", 4) == 0);
 	free(y);
-	CHECK_EQ(bk(&o, &e, "gen -n 500 -S 2 -w '%s'", b), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "gen -n 500 -S 2 -w '%s'", b), 0);
 	free2(o, e);
 	y = harness_read_file(b, &lb);
 	CHECK_MSG(x && y && (la != lb || memcmp(x, y, la) != 0), "seeds 1 and 2 gave one capture");
@@ -784,7 +771,7 @@ TEST(filter_gen_command)
 	unsigned maxcap;
 	CHECK_EQ(libpcap_count(a, &lt, &snap, &maxcap), 500);
 	CHECK_EQ(lt, DLT_EN10MB);
-	CHECK_EQ(bk(&o, &e, "gen -n 0 -w '%s'", b), 0);
+	CHECK_EQ(harness_bpfkit(&o, &e, "gen -n 0 -w '%s'", b), 0);
 	CHECK_EQ(libpcap_count(b, &lt, &snap, &maxcap), 0);
 	free2(o, e);
 
@@ -795,7 +782,7 @@ TEST(filter_gen_command)
 	} types[] = {{"RAW", DLT_RAW}, {"linux_sll", DLT_LINUX_SLL}, {"NULL", DLT_NULL},
 		     {"113", DLT_LINUX_SLL}};
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-		CHECK_EQ(bk(&o, &e, "gen -l %s -n 50 -s 64 -w '%s'", types[i].name, b), 0);
+		CHECK_EQ(harness_bpfkit(&o, &e, "gen -l %s -n 50 -s 64 -w '%s'", types[i].name, b), 0);
 		free2(o, e);
 		CHECK_EQ(libpcap_count(b, &lt, &snap, &maxcap), 50);
 		CHECK_MSG(lt == types[i].dlt, "-l %s: link type %d", types[i].name, lt);
@@ -819,7 +806,7 @@ TEST(filter_gen_command)
 				cs[i].want += pcap_offline_filter(&cs[i].fp, h, data) != 0;
 		for (size_t i = 0; i < nc; i++) {
 			CHECK(write_file(prog, cs[i].ddd, strlen(cs[i].ddd)));
-			CHECK_EQ(bk(&o, &e, "filter -c -p '%s' -r '%s'", prog, a), 0);
+			CHECK_EQ(harness_bpfkit(&o, &e, "filter -c -p '%s' -r '%s'", prog, a), 0);
 			char want[32];
 			snprintf(want, sizeof want, "%llu", (unsigned long long)cs[i].want);
 			CHECK_MSG(strcmp(last_line(o), want) == 0, "'%s': bpfkit %s, libpcap %s",
@@ -839,7 +826,7 @@ TEST(filter_gen_command)
 					  "-n 5 extra"};
 	const char *xfile = tpath(&d, 3, "x.pcap");
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		int st = i == 0 ? bk(&o, &e, "gen") : bk(&o, &e, "gen %s -w '%s'", bad[i], xfile);
+		int st = i == 0 ? harness_bpfkit(&o, &e, "gen") : harness_bpfkit(&o, &e, "gen %s -w '%s'", bad[i], xfile);
 		CHECK_MSG(st == 2, "'gen %s' should exit 2", bad[i]);
 		CHECK_CONTAINS(e, "usage error");
 		free2(o, e);

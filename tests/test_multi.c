@@ -646,18 +646,6 @@ TEST(multi_alloc_failures)
 /* ------------------------------------------------------------------ */
 /* The command                                                         */
 
-static int bk(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bk(char **out, char **err, const char *fmt, ...)
-{
-	char args[4096], cmd[4400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "'%s' %s", harness_bin(), args);
-	return harness_run(cmd, out, err);
-}
-
 static void put(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -677,12 +665,12 @@ TEST(multi_cli)
 	snprintf(rules, sizeof rules, "%s/rules", dir);
 	snprintf(split, sizeof split, "%s/split", dir);
 	char *out = NULL, *err = NULL;
-	CHECK_EQ(bk(&out, &err, "gen -n 500 -S 3 -w %s", cap), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "gen -n 500 -S 3 -w %s", cap), 0);
 	free(out), free(err);
 	put(rules, "# comment\n\nweb tcp port 80 or tcp port 443\ndns udp port 53\n"
 		   "   all  ip or not ip\nnone ether proto 0x1234\n");
 	/* --counts: every rule in file order; equals `bpfkit filter -c`. */
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s --counts", rules, cap), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s --counts", rules, cap), 0);
 	CHECK_CONTAINS(err, "4 rules x 500 packets: ");
 	CHECK_CONTAINS(err, " ns/packet");
 	const char *names[] = {"web", "dns", "all", "none"};
@@ -691,7 +679,7 @@ TEST(multi_cli)
 	char want[512] = "";
 	for (int i = 0; i < 4; i++) {
 		char *o2 = NULL, *e2 = NULL;
-		CHECK_EQ(bk(&o2, &e2, "filter -c -r %s '%s'", cap, exprs[i]), 0);
+		CHECK_EQ(harness_bpfkit(&o2, &e2, "filter -c -r %s '%s'", cap, exprs[i]), 0);
 		size_t l = strlen(want);
 		snprintf(want + l, sizeof want - l, "%s\t%s", names[i], o2 ? o2 : "");
 		free(o2), free(e2);
@@ -701,16 +689,16 @@ TEST(multi_cli)
 	CHECK_CONTAINS(out, "none\t0\n");
 	free(out), free(err);
 	/* --matches: packet number and IDs. */
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s --matches -e fast", rules, cap), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s --matches -e fast", rules, cap), 0);
 	CHECK_CONTAINS(out, "1\tall");
 	free(out), free(err);
 	/* --split: one capture per rule, equal to bpfkit filter -w. */
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s --split %s", rules, cap, split), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s --split %s", rules, cap, split), 0);
 	free(out), free(err);
 	char a[300], b[300];
 	snprintf(a, sizeof a, "%s/dns.pcap", split);
 	snprintf(b, sizeof b, "%s/dns-filter.pcap", dir);
-	CHECK_EQ(bk(&out, &err, "filter -r %s -w %s 'udp port 53'", cap, b), 0);
+	CHECK_EQ(harness_bpfkit(&out, &err, "filter -r %s -w %s 'udp port 53'", cap, b), 0);
 	free(out), free(err);
 	size_t la, lb;
 	char *x = harness_read_file(a, &la), *y = harness_read_file(b, &lb);
@@ -720,29 +708,29 @@ TEST(multi_cli)
 	CHECK(access(a, R_OK) == 0);
 	/* Errors: a rule that does not compile names RULES:LINE:COL. */
 	put(rules, "ok tcp\nbad tcp port 99999x\n");
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s", rules, cap), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s", rules, cap), 1);
 	CHECK_CONTAINS(err, ":2:");
 	CHECK_CONTAINS(err, "error:");
 	CHECK(!strstr(err, "ns/packet"));
 	free(out), free(err);
 	put(rules, "a tcp\nb udp\na icmp\n");
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s", rules, cap), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s", rules, cap), 1);
 	CHECK_CONTAINS(err, ":3:1:");
 	CHECK_CONTAINS(err, "duplicate");
 	free(out), free(err);
 	put(rules, "x/y tcp\n");
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s --split %s/s2", rules, cap, dir), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s --split %s/s2", rules, cap, dir), 1);
 	CHECK_CONTAINS(err, ":1:1:");
 	free(out), free(err);
 	put(rules, "onlyid\n");
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s", rules, cap), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s", rules, cap), 1);
 	free(out), free(err);
 	/* A truncated capture: exit 1 and no split output at all. */
 	put(rules, "t tcp\nu udp\n");
 	snprintf(a, sizeof a, "%s/cut.pcap", dir);
 	snprintf(cmd, sizeof cmd, "head -c 20000 %s > %s", cap, a);
 	CHECK_EQ(system(cmd), 0);
-	CHECK_EQ(bk(&out, &err, "multi -f %s -r %s --split %s/s3", rules, a, dir), 1);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s -r %s --split %s/s3", rules, a, dir), 1);
 	free(out), free(err);
 	snprintf(b, sizeof b, "%s/s3", dir);
 	DIR *d = opendir(b);
@@ -755,9 +743,9 @@ TEST(multi_cli)
 	}
 	CHECK_EQ(entries, 0);
 	/* Usage. */
-	CHECK_EQ(bk(&out, &err, "multi -r %s", cap), 2);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -r %s", cap), 2);
 	free(out), free(err);
-	CHECK_EQ(bk(&out, &err, "multi -f %s --counts --matches", rules), 2);
+	CHECK_EQ(harness_bpfkit(&out, &err, "multi -f %s --counts --matches", rules), 2);
 	free(out), free(err);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	CHECK_EQ(system(cmd), 0);
