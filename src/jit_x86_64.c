@@ -257,9 +257,6 @@ static void analyse(struct analysis *an)
 			an->uses_len = true;
 		if (o->operand == OPND_IND)
 			an->uses_ind = true;
-		if ((o->flags & F_COND) && in->jt != in->jf && may_defer(n, pc) &&
-		    (is_ret0(&insns[pc + 1 + in->jt]) || is_ret0(&insns[pc + 1 + in->jf])))
-			an->defers = true;
 		bool ends = (o->flags & (F_RET | F_JUMP | F_COND)) != 0;
 		if (!ends && pc + 1 < n && (an->flags[pc + 1] & I_LEADER)) {
 			b->succ[0] = pc + 1;
