@@ -111,6 +111,12 @@ struct anc_info {
 };
 extern const struct anc_info anc_table[ANC__COUNT];
 /*
+ * a op b for an ALU operation (BPFKIT_OP; NEG ignores b) on constants; false
+ * for a division or modulo by 0 and for shifts by 32 or more (whose result
+ * differs between engines' modes), which are never folded.
+ */
+bool opcode_alu_fold(int op, uint32_t a, uint32_t b, uint32_t *out);
+/*
  * The jeq chain at pc, shared by the engines: how many `jeq #k` from pc on
  * jump to pc's true target when equal and each fall to the next when not,
  * the later ones entered only from the one before (npred[i]: predecessors of

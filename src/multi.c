@@ -492,25 +492,6 @@ static void meet(struct build *b, size_t to, const struct sym *s)
 			d[r] = sym_unknown;
 }
 
-/* A op= operand when both are known constants; false when it cannot fold. */
-static bool fold(uint16_t op, uint32_t a, uint32_t k, uint32_t *out)
-{
-	switch (op) {
-	case BPFKIT_ADD: *out = a + k; return true;
-	case BPFKIT_SUB: *out = a - k; return true;
-	case BPFKIT_MUL: *out = a * k; return true;
-	case BPFKIT_DIV: if (!k) return false; *out = a / k; return true;
-	case BPFKIT_MOD: if (!k) return false; *out = a % k; return true;
-	case BPFKIT_OR: *out = a | k; return true;
-	case BPFKIT_AND: *out = a & k; return true;
-	case BPFKIT_XOR: *out = a ^ k; return true;
-	case BPFKIT_LSH: if (k >= 32) return false; *out = a << k; return true;
-	case BPFKIT_RSH: if (k >= 32) return false; *out = a >> k; return true;
-	case BPFKIT_NEG: *out = 0u - a; return true;
-	default: return false;
-	}
-}
-
 /* An indirect load of size bytes at X + k. */
 static struct sym load_ind(const struct sym *x, uint32_t k, unsigned size)
 {
@@ -982,7 +963,7 @@ static void step(const struct bpfkit_insn *in, struct sym *s)
 		bool known = op == BPFKIT_NEG || BPFKIT_SRC(c) == BPFKIT_K || X->kind == SYM_CONST;
 		uint32_t k = BPFKIT_SRC(c) == BPFKIT_K ? in->k : X->val;
 		uint32_t v;
-		if (A->kind == SYM_CONST && known && fold(op, A->val, k, &v))
+		if (A->kind == SYM_CONST && known && opcode_alu_fold(op, A->val, k, &v))
 			*A = sym_const(v);
 		else if (A->kind == SYM_LOAD && known && op == BPFKIT_AND)
 			A->mask &= k;

@@ -86,3 +86,21 @@ size_t opcode_jeq_chain(const struct bpfkit_insn *insns, size_t n, size_t pc,
 		m++;
 	return m;
 }
+
+bool opcode_alu_fold(int op, uint32_t a, uint32_t b, uint32_t *out)
+{
+	switch (op) {
+	case BPFKIT_ADD: *out = a + b; return true;
+	case BPFKIT_SUB: *out = a - b; return true;
+	case BPFKIT_MUL: *out = a * b; return true;
+	case BPFKIT_DIV: if (!b) return false; *out = a / b; return true;
+	case BPFKIT_MOD: if (!b) return false; *out = a % b; return true;
+	case BPFKIT_OR: *out = a | b; return true;
+	case BPFKIT_AND: *out = a & b; return true;
+	case BPFKIT_XOR: *out = a ^ b; return true;
+	case BPFKIT_LSH: if (b > 31) return false; *out = a << b; return true;
+	case BPFKIT_RSH: if (b > 31) return false; *out = a >> b; return true;
+	case BPFKIT_NEG: *out = 0u - a; return true;
+	default: return false;
+	}
+}

@@ -161,25 +161,6 @@ int opt_len(struct opt_vals *t)
 	return intern(t, mk(OV_LEN));
 }
 
-static bool fold(int op, uint32_t a, uint32_t b, uint32_t *r)
-{
-	switch (op) {
-	case BPFKIT_ADD: *r = a + b; return true;
-	case BPFKIT_SUB: *r = a - b; return true;
-	case BPFKIT_MUL: *r = a * b; return true;
-	case BPFKIT_DIV: if (!b) return false; *r = a / b; return true;
-	case BPFKIT_MOD: if (!b) return false; *r = a % b; return true;
-	case BPFKIT_OR: *r = a | b; return true;
-	case BPFKIT_AND: *r = a & b; return true;
-	case BPFKIT_XOR: *r = a ^ b; return true;
-	/* shifts of 32 or more differ between engines' modes: never folded */
-	case BPFKIT_LSH: if (b > 31) return false; *r = a << b; return true;
-	case BPFKIT_RSH: if (b > 31) return false; *r = a >> b; return true;
-	case BPFKIT_NEG: *r = 0u - a; return true;
-	default: return false;
-	}
-}
-
 /* Highest bit set, or -1 for 0. */
 static int top_bit(uint32_t x)
 {
@@ -198,7 +179,7 @@ int opt_alu(struct opt_vals *t, int op, int a, int b)
 	uint32_t ka, kb = 0;
 	bool ca = opt_is_const(t, a, &ka), cb = op != BPFKIT_NEG && opt_is_const(t, b, &kb);
 	uint32_t r;
-	if (ca && (cb || op == BPFKIT_NEG) && fold(op, ka, kb, &r))
+	if (ca && (cb || op == BPFKIT_NEG) && opcode_alu_fold(op, ka, kb, &r))
 		return opt_const(t, r);
 	const struct opt_val *va = &t->v[a];
 	if (cb) {
