@@ -416,8 +416,15 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/corpus/libpcap-filters.tsv", opt.shared);
-	FILE *f = fopen(path, "r");
-	if (!f) {
+	static const char *const names[9] = {"id", "kind", "dlt", "snaplen", "netmask", "flags",
+					     "expr", "needs_namedb", "skip_linux"};
+	struct corpus_reader cr;
+	const char *missing;
+	if (corpus_open(&cr, path, names, 9, &missing) != 0) {
+		if (missing) {
+			fprintf(stderr, "bench_opt: corpus has no column %s\n", missing);
+			exit(2);
+		}
 		printf("static: no corpus at %s: skipped\n", path);
 		return;
 	}
@@ -425,80 +432,52 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 	fprintf(rows_out, "dlt\tid\tbpfkit\tlibpcap\texpr\n");
 	struct crow *rows = NULL;
 	size_t nrows = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int col[9] = {-1, -1, -1, -1, -1, -1, -1, -1, -1};
-	static const char *const names[9] = {"id", "kind", "dlt", "snaplen", "netmask", "flags",
-					     "expr", "needs_namedb", "skip_linux"};
-	bool header = true;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = 0;
-		char *fld[64];
-		int nf = 0;
-		for (char *s = line, *t; nf < 64 && (t = strsep(&s, "\t"));)
-			fld[nf++] = t;
-		if (header) {
-			header = false;
-			for (int i = 0; i < 9; i++)
-				for (int j = 0; j < nf; j++)
-					if (strcmp(fld[j], names[i]) == 0)
-						col[i] = j;
-			for (int i = 0; i < 9; i++)
-				if (col[i] < 0) {
-					fprintf(stderr, "bench_opt: corpus has no column %s\n",
-						names[i]);
-					exit(2);
-				}
-			continue;
-		}
-		for (int j = 0; j < nf; j++)
-			corpus_tsv_unescape(fld[j]);
-		if (nf < 9 || strcmp(fld[col[1]], "accept") != 0)
+	const char *fld[9];
+	while (corpus_next(&cr, fld)) {
+		if (strcmp(fld[1], "accept") != 0)
 			continue;
 		struct dltstat *s = NULL;
 		for (size_t i = 0; i < nst; i++)
-			if (strcasecmp(st[i].name, fld[col[2]]) == 0)
+			if (strcasecmp(st[i].name, fld[2]) == 0)
 				s = &st[i];
 		if (!s)
 			continue;
-		if (strstr(fld[col[5]], "linuxext") || strstr(fld[col[5]], "filtertest_magic")) {
+		if (strstr(fld[5], "linuxext") || strstr(fld[5], "filtertest_magic")) {
 			(*skipped_other)++;
 			continue;
 		}
 		s->rows++;
-		if (!corpus_namedb_ready(namedb_have, fld[col[7]])) {
+		if (!corpus_namedb_ready(namedb_have, fld[7])) {
 			s->namedb_skipped++;
 			continue;
 		}
 		struct crow r = {.dlt = s->dlt, .snaplen = 262144};
-		if (*fld[col[3]])
-			r.snaplen = (uint32_t)strtoul(fld[col[3]], NULL, 10);
+		if (*fld[3])
+			r.snaplen = (uint32_t)strtoul(fld[3], NULL, 10);
 		struct in_addr a;
-		if (*fld[col[4]] && inet_pton(AF_INET, fld[col[4]], &a) == 1) {
+		if (*fld[4] && inet_pton(AF_INET, fld[4], &a) == 1) {
 			r.has_mask = true;
 			r.mask = ntohl(a.s_addr);
 		}
-		compile_bpfkit(&r.bk, s->dlt, r.snaplen, fld[col[6]], r.has_mask, r.mask);
-		compile_pcap(&r.lp, s->dlt, r.snaplen, fld[col[6]], r.has_mask, r.mask);
+		compile_bpfkit(&r.bk, s->dlt, r.snaplen, fld[6], r.has_mask, r.mask);
+		compile_pcap(&r.lp, s->dlt, r.snaplen, fld[6], r.has_mask, r.mask);
 		if (r.bk.ok && r.lp.ok) {
 			s->both++;
 			s->bk_insns += r.bk.len;
 			s->lp_insns += r.lp.len;
-			if (strstr(fld[col[6]], "protochain")) {
+			if (strstr(fld[6], "protochain")) {
 				s->pc_bk += r.bk.len;
 				s->pc_lp += r.lp.len;
 			}
 			s->worse += r.bk.len > r.lp.len;
 			s->better += r.bk.len < r.lp.len;
-			fprintf(rows_out, "%s\t%s\t%zu\t%zu\t", s->name, fld[col[0]], r.bk.len,
+			fprintf(rows_out, "%s\t%s\t%zu\t%zu\t", s->name, fld[0], r.bk.len,
 				r.lp.len);
-			for (const char *c = fld[col[6]]; *c; c++)
+			for (const char *c = fld[6]; *c; c++)
 				fputc(*c == '\t' || *c == '\n' ? ' ' : *c, rows_out);
 			fputc('\n', rows_out);
-			r.id = strdup(fld[col[0]]);
-			r.expr = strdup(fld[col[6]]);
+			r.id = strdup(fld[0]);
+			r.expr = strdup(fld[6]);
 			rows = xrealloc(rows, (nrows + 1) * sizeof *rows);
 			rows[nrows++] = r;
 			continue;
@@ -512,8 +491,7 @@ static void run_corpus(struct dltstat *st, size_t nst, uint64_t *skipped_other)
 		cprog_free(&r.bk);
 		cprog_free(&r.lp);
 	}
-	free(line);
-	fclose(f);
+	corpus_close(&cr);
 	fclose(rows_out);
 
 	/* Dynamic: every row both compile, over the link type's captures. */

@@ -83,6 +83,68 @@ bool corpus_namedb_ready(const bool have[3], const char *needs)
 		 (strstr(needs, "networks") && !have[2]));
 }
 
+/* Reads a line into fields (NUL-terminated in r->line); their number, or -1 at the end. */
+static int read_fields(struct corpus_reader *r, char **fld, int max)
+{
+	ssize_t len = getline(&r->line, &r->cap, r->f);
+	if (len <= 0)
+		return -1;
+	while (len && (r->line[len - 1] == '\n' || r->line[len - 1] == '\r'))
+		r->line[--len] = 0;
+	int nf = 0;
+	for (char *s = r->line, *t; nf < max && (t = strsep(&s, "\t"));)
+		fld[nf++] = t;
+	return nf;
+}
+
+int corpus_open(struct corpus_reader *r, const char *path, const char *const *names, int n,
+		const char **missing)
+{
+	*r = (struct corpus_reader){.n = n};
+	*missing = NULL;
+	r->f = fopen(path, "r");
+	if (!r->f)
+		return -1;
+	char *fld[64];
+	r->ncol = read_fields(r, fld, 64);
+	for (int i = 0; i < n; i++) {
+		r->col[i] = -1;
+		for (int j = 0; j < r->ncol; j++)
+			if (strcmp(fld[j], names[i]) == 0)
+				r->col[i] = j;
+		if (r->col[i] < 0) {
+			*missing = names[i];
+			corpus_close(r);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+bool corpus_next(struct corpus_reader *r, const char **v)
+{
+	char *fld[64];
+	int nf;
+	while ((nf = read_fields(r, fld, 64)) >= 0) {
+		if (nf != r->ncol)
+			continue;
+		for (int j = 0; j < nf; j++)
+			corpus_tsv_unescape(fld[j]);
+		for (int i = 0; i < r->n; i++)
+			v[i] = fld[r->col[i]];
+		return true;
+	}
+	return false;
+}
+
+void corpus_close(struct corpus_reader *r)
+{
+	if (r->f)
+		fclose(r->f);
+	free(r->line);
+	*r = (struct corpus_reader){0};
+}
+
 void *xmalloc(size_t n)
 {
 	return xrealloc(NULL, n);

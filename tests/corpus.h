@@ -9,9 +9,33 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* TSV (PostgreSQL COPY text) unescaping, in place. */
 void corpus_tsv_unescape(char *s);
+
+/* Rows of the corpus TSV, as the fields the caller names. */
+#define CORPUS_MAXCOLS 20
+struct corpus_reader {
+	FILE *f;
+	char *line;
+	size_t cap;
+	int ncol;                   /* fields in the header */
+	int n, col[CORPUS_MAXCOLS]; /* the caller's names' columns */
+};
+/*
+ * Opens path and finds the columns names[0..n) (n <= CORPUS_MAXCOLS) in its
+ * header.  0; -1 when the file cannot be read (*missing = NULL) or lacks a
+ * column (*missing = its name); nothing is left open then.
+ */
+int corpus_open(struct corpus_reader *r, const char *path, const char *const *names, int n,
+		const char **missing);
+/*
+ * The next row with as many fields as the header, unescaped in place: v[i]
+ * is the field named names[i].  False at the end.
+ */
+bool corpus_next(struct corpus_reader *r, const char **v);
+void corpus_close(struct corpus_reader *r);
 /*
  * have[0..2]: whether /etc/hosts, /etc/ethers, /etc/networks hold the first
  * entry of namedb/NAME.test-lines beside the corpus file (read from the files,

@@ -1239,62 +1239,36 @@ static bool match_ok(const struct row *r)
 
 static int run_corpus(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "difftest: cannot open %s\n", path);
-		return -1;
-	}
-	char *line = NULL;
-	size_t cap = 0, counter = 0, taken = 0;
-	ssize_t len;
-	int col[20], ncol = 0;
-	bool header = true;
-	const char *names[] = {"id", "kind", "dlt", "snaplen", "netmask", "flags", "expr",
-			       "outcome", "errstr", "skip_linux", "needs_namedb", "savefile",
-			       "apply_results"};
+	const char *const names[] = {"id", "kind", "dlt", "snaplen", "netmask", "flags", "expr",
+				     "outcome", "errstr", "skip_linux", "needs_namedb", "savefile",
+				     "apply_results"};
 	enum { C_ID, C_KIND, C_DLT, C_SNAP, C_MASK, C_FLAGS, C_EXPR, C_OUT, C_ERR, C_SKIP,
 	       C_NDB, C_SAVE, C_APPLY, C_N };
-	while ((len = getline(&line, &cap, f)) > 0) {
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = 0;
-		char *fld[64];
-		int nf = 0;
-		for (char *s = line, *t; nf < 64 && (t = strsep(&s, "\t"));)
-			fld[nf++] = t;
-		if (header) {
-			header = false;
-			ncol = nf;
-			for (int i = 0; i < C_N; i++) {
-				col[i] = -1;
-				for (int j = 0; j < nf; j++)
-					if (strcmp(fld[j], names[i]) == 0)
-						col[i] = j;
-				if (col[i] < 0) {
-					fprintf(stderr, "difftest: %s: no column %s\n", path, names[i]);
-					fclose(f);
-					free(line);
-					return -1;
-				}
-			}
-			continue;
-		}
-		if (nf != ncol)
-			continue;
-		for (int j = 0; j < nf; j++)
-			corpus_tsv_unescape(fld[j]);
+	struct corpus_reader cr;
+	const char *missing;
+	if (corpus_open(&cr, path, names, C_N, &missing) != 0) {
+		if (missing)
+			fprintf(stderr, "difftest: %s: no column %s\n", path, missing);
+		else
+			fprintf(stderr, "difftest: cannot open %s\n", path);
+		return -1;
+	}
+	size_t counter = 0, taken = 0;
+	const char *fld[C_N];
+	while (corpus_next(&cr, fld)) {
 		struct row r = {
-			.id = fld[col[C_ID]], .kind = fld[col[C_KIND]], .expr = fld[col[C_EXPR]],
-			.errstr = fld[col[C_ERR]], .savefile = fld[col[C_SAVE]],
-			.apply_results = fld[col[C_APPLY]], .needs_namedb = fld[col[C_NDB]],
-			.dlt = dlt_parse(fld[col[C_DLT]]),
-			.snaplen = *fld[col[C_SNAP]] ? (uint32_t)strtoul(fld[col[C_SNAP]], NULL, 10)
-						     : 262144,
-			.expect = strcmp(fld[col[C_OUT]], "valid") == 0,
+			.id = fld[C_ID], .kind = fld[C_KIND], .expr = fld[C_EXPR],
+			.errstr = fld[C_ERR], .savefile = fld[C_SAVE],
+			.apply_results = fld[C_APPLY], .needs_namedb = fld[C_NDB],
+			.dlt = dlt_parse(fld[C_DLT]),
+			.snaplen = *fld[C_SNAP] ? (uint32_t)strtoul(fld[C_SNAP], NULL, 10)
+						: 262144,
+			.expect = strcmp(fld[C_OUT], "valid") == 0,
 		};
-		parse_netmask(fld[col[C_MASK]], &r);
-		const char *flags = fld[col[C_FLAGS]];
+		parse_netmask(fld[C_MASK], &r);
+		const char *flags = fld[C_FLAGS];
 		bool chosen = in_list(opt.kinds, r.kind) &&
-			      in_list(opt.dlts, fld[col[C_DLT]]) && match_ok(&r);
+			      in_list(opt.dlts, fld[C_DLT]) && match_ok(&r);
 		if (!chosen || !take(&counter, &taken)) {
 			continue;
 		}
@@ -1308,7 +1282,7 @@ static int run_corpus(const char *path)
 		struct stats *st = stats_for(r.dlt);
 		st->rows++;
 		if (strstr(flags, "linuxext") || strstr(flags, "filtertest_magic") ||
-		    *fld[col[C_SKIP]]) {
+		    *fld[C_SKIP]) {
 			st->skipped++;
 			compile_only(&r);
 			continue;
@@ -1320,8 +1294,7 @@ static int run_corpus(const char *path)
 		}
 		run_case(&r);
 	}
-	free(line);
-	fclose(f);
+	corpus_close(&cr);
 	return 0;
 }
 
