@@ -15,7 +15,8 @@ mkdir -p bench/out
 SHARED=${BPFKIT_SHARED:-../shared}
 BENCH=./bench/bench_interp
 if pkg-config --exists libdpdk 2>/dev/null; then
-	if ${CC:-cc} -O2 -DHAVE_DPDK -DALLOW_EXPERIMENTAL_API -Iinclude \
+	# -falign-loops=64 as the Makefile builds bench_interp (docs/engines.md)
+	if ${CC:-cc} -O2 -falign-loops=64 -DHAVE_DPDK -DALLOW_EXPERIMENTAL_API -Iinclude \
 		$(pkg-config --cflags libdpdk) -o bench/out/bench_interp_dpdk \
 		bench/bench_interp.c libbpfkit.a -lpcap -lm $(pkg-config --libs libdpdk); then
 		BENCH=bench/out/bench_interp_dpdk

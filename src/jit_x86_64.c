@@ -24,7 +24,7 @@
  * - Every packet access is covered by a check made in 64-bit or 32-bit
  *   arithmetic that cannot wrap.
  * - Registers: A = eax, X = ecx, packet = rdi, caplen = rsi (zero-extended),
- *   wirelen = r9d, scratch r8, edx (div, chains), xmm0-2 (jeq chains).  M[k]
+ *   wirelen = r9d, scratch r8, edx (div, chains), xmm0-3 (jeq chains).  M[k]
  *   lives in the red zone at [rsp - 64 + 4k]: the code is a leaf and calls
  *   nothing.  A and X are zeroed at entry only when read before written.
  * - A load whose value only the next jump reads may compare in memory
@@ -166,8 +166,32 @@ static int successors(const struct bpfkit_insn *in, size_t pc, size_t out[2])
  * entered only at its head, the others without a bounds check (a port list:
  * `port 20 or port 21 or ...`).  emit_chain compares A with every constant
  * at once in SSE2 registers: one branch instead of one per constant.
+ *
+ * The lanes are as narrow as A can be: when the head is entered only from a
+ * `ldh` (`ldb`) just before it, A < 2^16 (2^8), and when every constant fits
+ * too, 8 (16) constants go in a 16-byte slot instead of 4.  an->chain keeps
+ * the length in its low bits and log2 of the lane width above CHAIN_WSHIFT.
  */
 #define CHAIN_MIN 6
+#define CHAIN_WSHIFT 28
+#define CHAIN_LEN(c) ((size_t)((c) & ((1u << CHAIN_WSHIFT) - 1)))
+#define CHAIN_WIDTH(c) (1u << ((c) >> CHAIN_WSHIFT))
+
+/* log2 of the narrowest lane (bytes) holding A and the m constants at pc. */
+static uint32_t chain_lane_log2(const struct analysis *an, size_t pc, size_t m)
+{
+	const struct bpfkit_insn *insns = an->insns;
+	if (pc == 0 || (an->flags[pc] & I_LEADER) || BPFKIT_CLASS(insns[pc - 1].code) != BPFKIT_LD)
+		return 2;
+	uint32_t mode = BPFKIT_MODE(insns[pc - 1].code), size = BPFKIT_SIZE(insns[pc - 1].code);
+	if ((mode != BPFKIT_ABS && mode != BPFKIT_IND) || (size != BPFKIT_H && size != BPFKIT_B))
+		return 2;
+	uint32_t max = size == BPFKIT_H ? 0xffff : 0xff;
+	for (size_t i = 0; i < m; i++)
+		if (insns[pc + i].k > max)
+			return 2;   /* a constant A cannot equal: left to the general code */
+	return size == BPFKIT_H ? 1 : 0;
+}
 
 static void find_chains(struct analysis *an)
 {
@@ -181,7 +205,7 @@ static void find_chains(struct analysis *an)
 			c++;
 		m = c;
 		if (m >= CHAIN_MIN) {
-			an->chain[pc] = (uint32_t)m;
+			an->chain[pc] = (uint32_t)m | chain_lane_log2(an, pc, m) << CHAIN_WSHIFT;
 			pc += m - 1;
 		}
 	}
@@ -854,10 +878,11 @@ static bool emit_load_cmp(struct emitter *e, size_t pc, uint32_t size, bool ind)
 	return true;
 }
 
-/* Slots of 4 constants (16 bytes) a chain of m takes in the pool. */
-static size_t chain_slots(size_t m)
+/* 16-byte slots of the pool the chain c (an->chain) takes. */
+static size_t chain_slots(uint32_t c)
 {
-	return (m + 3) / 4;
+	size_t lanes = 16 / CHAIN_WIDTH(c);
+	return (CHAIN_LEN(c) + lanes - 1) / lanes;
 }
 
 /* op xmm_reg, [rip + pool slot] (66 0F op /r, RIP-relative). */
@@ -871,45 +896,62 @@ static void emit_xmm_pool(struct emitter *e, unsigned op, int xmm, size_t slot)
 	put32(e, (uint32_t)(int32_t)rel);
 }
 
-/* op xmm_reg, xmm_rm (66 0F op /r, registers). */
-static void emit_xmm_rr(struct emitter *e, unsigned op, int reg, int rm)
+/* op xmm_reg, xmm_rm (prefix 0F op /r, registers). */
+static void emit_xmm_rr_p(struct emitter *e, unsigned prefix, unsigned op, int reg, int rm)
 {
-	put8(e, 0x66);
+	put8(e, prefix);
 	put8(e, 0x0f);
 	put8(e, op);
 	put8(e, 0xc0 | (unsigned)(reg & 7) << 3 | (rm & 7));
 }
 
+static void emit_xmm_rr(struct emitter *e, unsigned op, int reg, int rm)
+{
+	emit_xmm_rr_p(e, 0x66, op, reg, rm);
+}
+
 /*
- * The jeq chain of m at pc (find_chains): A broadcast to the four lanes of
- * xmm0, compared with four constants of the pool at a time, the results or-ed
- * into xmm2; one branch to the chain's target when any lane matched, else on
- * to the last jeq's jf.  Only SSE2 (every x86-64 has it); xmm0-2 are
+ * The jeq chain c at pc (find_chains): A broadcast to every lane of xmm0
+ * (4 dwords, 8 words or 16 bytes), compared with a slot of the pool at a
+ * time, the results or-ed into two accumulators (xmm2, xmm3: half the
+ * dependency chain); one branch to the chain's target when any lane matched,
+ * else on to the last jeq's jf.  Only SSE2 (every x86-64 has it); xmm0-3 are
  * call-clobbered, the caller expects nothing of them.
  */
-static void emit_chain(struct emitter *e, size_t pc, size_t m)
+static void emit_chain(struct emitter *e, size_t pc, uint32_t c)
 {
+	size_t m = CHAIN_LEN(c), nslots = chain_slots(c);
+	uint32_t width = CHAIN_WIDTH(c);
 	const struct bpfkit_insn *last = &e->an->insns[pc + m - 1];
+	unsigned pcmpeq = width == 4 ? 0x76 : width == 2 ? 0x75 : 0x74;
 	size_t slot = e->pool_next;
-	e->pool_next += chain_slots(m);
-	emit_xmm_rr(e, 0x6e, 0, REG_A);               /* movd xmm0, eax */
-	emit_xmm_rr(e, 0x70, 0, 0);                   /* pshufd xmm0, xmm0, 0 */
-	put8(e, 0);
-	for (size_t i = 0; i < chain_slots(m); i++) {
-		int dst = i == 0 ? 2 : 1;
-		emit_xmm_rr(e, 0x6f, dst, 0);         /* movdqa dst, xmm0 */
-		emit_xmm_pool(e, 0x76, dst, slot + i); /* pcmpeqd dst, [pool] */
-		if (i > 0)
-			emit_xmm_rr(e, 0xeb, 2, 1);   /* por xmm2, xmm1 */
+	e->pool_next += nslots;
+	emit_xmm_rr(e, 0x6e, 0, REG_A);                       /* movd xmm0, eax */
+	if (width == 1)
+		emit_xmm_rr(e, 0x60, 0, 0);                   /* punpcklbw xmm0, xmm0 */
+	if (width < 4) {
+		emit_xmm_rr_p(e, 0xf2, 0x70, 0, 0);           /* pshuflw xmm0, xmm0, 0 */
+		put8(e, 0);
 	}
-	emit_xmm_rr(e, 0xd7, RDX, 2);                 /* pmovmskb edx, xmm2 */
-	emit_rr(e, 0x85, false, RDX, RDX);            /* test edx, edx */
+	emit_xmm_rr(e, 0x70, 0, 0);                           /* pshufd xmm0, xmm0, 0 */
+	put8(e, 0);
+	for (size_t i = 0; i < nslots; i++) {
+		int acc = 2 + (int)(i & 1), dst = i < 2 ? acc : 1;
+		emit_xmm_rr(e, 0x6f, dst, 0);                 /* movdqa dst, xmm0 */
+		emit_xmm_pool(e, pcmpeq, dst, slot + i);      /* pcmpeq dst, [pool] */
+		if (dst != acc)
+			emit_xmm_rr(e, 0xeb, acc, dst);       /* por acc, dst */
+	}
+	if (nslots > 1)
+		emit_xmm_rr(e, 0xeb, 2, 3);                   /* por xmm2, xmm3 */
+	emit_xmm_rr(e, 0xd7, RDX, 2);                         /* pmovmskb edx, xmm2 */
+	emit_rr(e, 0x85, false, RDX, RDX);                    /* test edx, edx */
 	emit_goto(e, CC_NE, pc + m - 1, pc + m + last->jt);
 	emit_goto(e, CC_ALWAYS, pc + m - 1, pc + m + last->jf);
 	e->took = m - 1;
 }
 
-/* The pool after the code: each chain's constants, 4 to a slot, the last slot padded. */
+/* The pool after the code: each chain's constants a lane each, the last slot padded. */
 static void emit_pool(struct emitter *e)
 {
 	const struct analysis *an = e->an;
@@ -917,11 +959,15 @@ static void emit_pool(struct emitter *e)
 		put8(e, 0xcc);
 	e->pool_prev = e->pos;
 	for (size_t pc = 0; pc < an->n; pc++) {
-		size_t m = an->chain[pc];
-		if (!m || !(an->flags[pc] & I_REACH))
+		uint32_t c = an->chain[pc];
+		if (!c || !(an->flags[pc] & I_REACH))
 			continue;
-		for (size_t i = 0; i < 4 * chain_slots(m); i++)
-			put32(e, an->insns[pc + (i < m ? i : 0)].k);
+		size_t m = CHAIN_LEN(c), width = CHAIN_WIDTH(c);
+		for (size_t i = 0; i < chain_slots(c) * 16 / width; i++) {
+			uint32_t k = an->insns[pc + (i < m ? i : 0)].k;
+			for (size_t b = 0; b < width; b++)
+				put8(e, (k >> (8 * b)) & 0xff);
+		}
 	}
 }
 

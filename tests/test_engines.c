@@ -442,20 +442,39 @@ TEST(engine_compare_shapes)
 			}
 			release_all(h);
 		}
-	/* jeq chains of 1..14 on ldh [6] (ld [6]: wide constants): T = ret #7, F = ret #0 / a. */
-	for (uint32_t m = 1; m <= 14; m++)
-		for (int variant = 0; variant < 5; variant++) {
-			uint32_t base = variant == 4 ? 0x0a000050 : 0x50;
+	/*
+	 * jeq chains of 1..20 (up to 3 slots of 8 word lanes, 2 of 16 byte lanes, 5 of 4
+	 * dword lanes): on ldh [6] (variants 0-3), ld [6] with wide constants (4), ldb [6]
+	 * (5: byte lanes), ldh [6] with one constant above 0xffff whose low half equals a
+	 * packet value (6: must fall back to dword lanes and not match), ldh [x + 4] with
+	 * X = 2 (7), ldh [6] but a jump to the head from `ld [4]`, a word whose low half is the
+	 * packet's value (8: word lanes needed).  T = ret #7, F = ret #0 / a.
+	 */
+	for (uint32_t m = 1; m <= 20; m++)
+		for (int variant = 0; variant < 9; variant++) {
+			uint32_t base = variant == 4 ? 0x0a000050 : variant == 5 ? 0x20 : 0x50;
+			uint32_t size = variant == 4 ? 4 : variant == 5 ? 1 : 2;
+			uint16_t load = variant == 4 ? LDW : variant == 5 ? LDB : variant == 7 ? LDHI
+											     : LDH;
 			struct bpfkit_insn prog[40];
 			size_t n = 0;
 			/* variant 1: a jump into the chain's third jeq; 2: T loads further */
 			prog[n++] = (struct bpfkit_insn)I(LDB, 0, 0, 0);
 			prog[n++] = (struct bpfkit_insn)I(JEQ, variant == 1 ? 2 : 0, 0, 0x55);
-			prog[n++] = (struct bpfkit_insn)I(variant == 4 ? LDW : LDH, 0, 0, OFF);
+			if (variant == 7)
+				prog[n++] = (struct bpfkit_insn)I(LDXI, 0, 0, 2);
+			if (variant == 8) {
+				prog[n - 1].jf = 2;
+				prog[n++] = (struct bpfkit_insn)I(LDW, 0, 0, OFF - 2);
+				prog[n++] = (struct bpfkit_insn)I(JA, 0, 0, 1);
+			}
+			prog[n++] = (struct bpfkit_insn)I(load, 0, 0, variant == 7 ? OFF - 2 : OFF);
 			for (uint32_t i = 0; i < m; i++) {
 				uint8_t jt = (uint8_t)(m - i); /* to T, just past the chain's F */
-				prog[n++] = (struct bpfkit_insn)I(JEQ, jt, i + 1 == m ? 0 : 0,
-								  base + 3 * i);
+				uint32_t k = base + 3 * i;
+				if (variant == 6 && i == m / 2)
+					k = 0x10000 | (base - 1);
+				prog[n++] = (struct bpfkit_insn)I(JEQ, jt, 0, k);
 			}
 			prog[n++] = (struct bpfkit_insn)I(variant == 3 ? RETA : RETK, 0, 0, 0); /* F */
 			if (variant == 2) { /* T */
@@ -469,7 +488,7 @@ TEST(engine_compare_shapes)
 				for (size_t i = 0; i < sizeof pkt; i++)
 					pkt[i] = (uint8_t)(i * 7 + v);
 				pkt[0] = v & 1 ? 0x55 : 0;
-				put_be(pkt, OFF, variant == 4 ? 4 : 2,
+				put_be(pkt, OFF, size,
 				       v < m ? base + 3 * v : v == m ? base - 1 : base + 1);
 				compare_all_cuts(&d, h, prog, n, pkt, 34);
 			}
