@@ -7,7 +7,10 @@
  *                jeq chains: code bytes >= 0x80 become `jeq #k`, and each
  *                run of `jeq #k` is linked into one chain
  *                (each falls to the next, all jump to the first's target),
- *                the port-list shape the engines compile as one set test
+ *                the port-list shape the engines compile as one set test;
+ *                such a jeq's code byte also narrows k: bit 6 to 8 bits,
+ *                else bit 5 to 16 (the jit's byte and word lanes after
+ *                `ldb` / `ldh`)
  *   then         instructions, 8 bytes each (code byte, jt, jf, k as 4 bytes,
  *                one spare byte), until a 0xff marker byte or the input runs
  *                out; each is made valid (see make_valid) and a return is
@@ -103,8 +106,12 @@ static size_t decode(const uint8_t *data, size_t size, bool lnx, bool chains,
 	size_t n = 0, pos = 0;
 	while (pos + 8 <= size && n < MAXINSNS - 1 && data[pos] != 0xff) {
 		const uint8_t *p = data + pos;
-		uint16_t code = chains && (p[0] & 0x80) ? 0x15 : codes[p[0] % NCODES];
-		prog[n] = (struct bpfkit_insn){code, p[1], p[2], rd32le(p + 3)};
+		bool chained = chains && (p[0] & 0x80);
+		uint16_t code = chained ? 0x15 : codes[p[0] % NCODES];
+		uint32_t k = rd32le(p + 3);
+		if (chained)
+			k &= p[0] & 0x40 ? 0xff : p[0] & 0x20 ? 0xffff : UINT32_MAX;
+		prog[n] = (struct bpfkit_insn){code, p[1], p[2], k};
 		n++;
 		pos += 8;
 	}
