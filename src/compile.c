@@ -50,55 +50,75 @@ static bool accepts_nothing(const struct bpfkit_prog *p)
 }
 
 /*
- * Optimizes and emits fn into out.  At -O2 the pipeline runs twice, with and
- * without the order pass (opt_order.c): ordering a chain's parts makes
- * rejected packets leave earlier, but it can stop two chains from sharing
- * their last part (IPv4's and IPv6's port tests), so the ordered program is
- * kept only when it is no longer.  Functions of more than ORDER_TRIAL
- * blocks (long lists, where compile time matters more) run once, ordered.
- * A dump shows the passes of the program kept.
+ * Optimizes and emits fn into out.  At -O2 the pipeline runs on copies of
+ * fn in up to three configurations:
+ * - with and without the order pass (opt_order.c): ordering a chain's parts
+ *   makes rejected packets leave earlier, but it can stop two chains from
+ *   sharing their last part (IPv4's and IPv6's port tests), so the ordered
+ *   program is kept only when it is no longer;
+ * - that choice is made without merge's common suffixes, then the chosen
+ *   configuration runs again with them and the shorter program is kept:
+ *   decided with suffixes, sharing a suffix between IPv4 and IPv6 would
+ *   often beat ordering by one instruction and cost several per packet.
+ * Functions of more than ORDER_TRIAL blocks (long lists, where compile time
+ * matters more) run once, ordered, with suffixes.  A dump shows the passes
+ * of the program kept.
  */
 #define ORDER_TRIAL 2000
+
+static int run_emit(struct ir_func *fn, int level, unsigned flags, const struct bpfkit_alloc *alloc,
+		    struct bpfkit_prog *out, struct bpfkit_error *err)
+{
+	if (opt_run(fn, level, flags, alloc, NULL, NULL, err) != 0)
+		return -1;
+	return emit_run(fn, alloc, out, err);
+}
+
+/* Keeps the shorter of *best and *cand in *best (ties: *best). */
+static void keep_shorter(const struct bpfkit_alloc *alloc, struct bpfkit_prog *best,
+			 struct bpfkit_prog *cand, unsigned *best_flags, unsigned cand_flags)
+{
+	if (cand->len < best->len) {
+		bpfkit_prog_free(alloc, best);
+		*best = *cand;
+		*best_flags = cand_flags;
+	} else {
+		bpfkit_prog_free(alloc, cand);
+	}
+}
 
 static int optimize(struct compile_ctx *cc, const struct bpfkit_alloc *alloc, struct ir_func *fn,
 		    struct bpfkit_prog *out)
 {
+	const unsigned all = OPT_RUN_ORDER | OPT_RUN_SUFFIX;
 	if (cc->optimize < 2 || fn->nblocks > ORDER_TRIAL) {
-		if (opt_run(fn, cc->optimize, alloc, cc->dump_pass, cc->dump, cc->err) != 0)
+		if (opt_run(fn, cc->optimize, all, alloc, cc->dump_pass, cc->dump, cc->err) != 0)
 			return -1;
 		return emit_run(fn, alloc, out, cc->err);
 	}
-	struct ir_func plain, again;
-	if (ir_copy(&plain, fn) != 0 || (cc->dump_pass && ir_copy(&again, fn) != 0)) {
+	struct ir_func plain, suffix, again;
+	if (ir_copy(&plain, fn) != 0 || ir_copy(&suffix, fn) != 0 ||
+	    (cc->dump_pass && ir_copy(&again, fn) != 0)) {
 		error_oom(cc->err);
 		return -1;
 	}
 	struct bpfkit_prog other;
-	if (opt_run(fn, cc->optimize, alloc, NULL, NULL, cc->err) != 0 ||
-	    emit_run(fn, alloc, out, cc->err) != 0)
+	unsigned flags = OPT_RUN_ORDER;
+	if (run_emit(fn, cc->optimize, OPT_RUN_ORDER, alloc, out, cc->err) != 0)
 		return -1;
-	if (opt_run_unordered(&plain, cc->optimize, alloc, NULL, NULL, cc->err) != 0 ||
-	    emit_run(&plain, alloc, &other, cc->err) != 0) {
-		bpfkit_prog_free(alloc, out);
-		return -1;
-	}
-	bool ordered = out->len <= other.len;
-	if (!ordered) {
-		bpfkit_prog_free(alloc, out);
-		*out = other;
-	} else {
-		bpfkit_prog_free(alloc, &other);
-	}
-	if (cc->dump_pass) {
-		int rc = ordered ? opt_run(&again, cc->optimize, alloc, cc->dump_pass, cc->dump, cc->err)
-				 : opt_run_unordered(&again, cc->optimize, alloc, cc->dump_pass,
-						     cc->dump, cc->err);
-		if (rc != 0) {
-			bpfkit_prog_free(alloc, out);
-			return -1;
-		}
-	}
+	if (run_emit(&plain, cc->optimize, 0, alloc, &other, cc->err) != 0)
+		goto fail;
+	keep_shorter(alloc, out, &other, &flags, 0);
+	if (run_emit(&suffix, cc->optimize, flags | OPT_RUN_SUFFIX, alloc, &other, cc->err) != 0)
+		goto fail;
+	keep_shorter(alloc, out, &other, &flags, flags | OPT_RUN_SUFFIX);
+	if (cc->dump_pass &&
+	    opt_run(&again, cc->optimize, flags, alloc, cc->dump_pass, cc->dump, cc->err) != 0)
+		goto fail;
 	return 0;
+fail:
+	bpfkit_prog_free(alloc, out);
+	return -1;
 }
 
 static int compile_run(struct compile_ctx *cc, const struct bpfkit_alloc *alloc,

@@ -361,15 +361,17 @@ void ir_dump(const struct ir_func *fn, struct mem_buf *out);
 /* ---- opt.c: the optimizer's pipeline (passes: opt_*.c, shared analysis: opt.h) ---- */
 
 /*
- * Runs the passes of level (1 or 2) over fn.  When dump_pass names a pass
- * ("codegen" is the input), the IR after it is appended to dump.  0, or -1
- * with err set (out of memory, or an IR invariant broken by a pass).
+ * Runs the passes of level (1 or 2) over fn.  flags: OPT_RUN_ORDER runs the
+ * order pass (level 2), OPT_RUN_SUFFIX lets merge share common suffixes
+ * (compile.c tries the combinations and keeps the best).  When dump_pass
+ * names a pass ("codegen" is the input), the IR after it is appended to
+ * dump.  0, or -1 with err set (out of memory, or an IR invariant broken by
+ * a pass).
  */
-int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *alloc,
+#define OPT_RUN_ORDER 0x1
+#define OPT_RUN_SUFFIX 0x2
+int opt_run(struct ir_func *fn, int level, unsigned flags, const struct bpfkit_alloc *alloc,
 	    const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
-/* The same without the order pass (compile.c keeps the smaller of the two). */
-int opt_run_unordered(struct ir_func *fn, int level, const struct bpfkit_alloc *alloc,
-		      const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
 /* The pass names, for --dump-ir: NULL-terminated. */
 extern const char *const opt_pass_names[];
 

@@ -168,7 +168,7 @@ const char *const opt_pass_names[] = {
 
 enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_ORDER, P_END, P_VNABS };
 
-static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *al)
+static int run_pass(struct ir_func *fn, enum pass p, unsigned flags, const struct bpfkit_alloc *al)
 {
 	switch (p) {
 	case P_FOLD: ir_pass_fold(fn); return 0;
@@ -176,7 +176,7 @@ static int run_pass(struct ir_func *fn, enum pass p, const struct bpfkit_alloc *
 	case P_VN: return opt_pass_vn(fn, al);
 	case P_PULLUP: return opt_pass_pullup(fn, al);
 	case P_DCE: return opt_pass_dce(fn, al);
-	case P_MERGE: return opt_pass_merge(fn, al);
+	case P_MERGE: return opt_pass_merge(fn, al, (flags & OPT_RUN_SUFFIX) != 0);
 	case P_SWITCH: return opt_pass_switch(fn, al);
 	case P_VNABS: return opt_pass_vn_abs(fn, al);
 	case P_ORDER: return opt_pass_order(fn, al);
@@ -193,23 +193,8 @@ static const enum pass level2[] = {
 	P_THREAD, P_VNABS, P_DCE, P_MERGE, P_SWITCH, P_END,
 };
 
-static int run(struct ir_func *fn, int level, bool order, const struct bpfkit_alloc *al,
-	       const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err);
-
-int opt_run(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
+int opt_run(struct ir_func *fn, int level, unsigned flags, const struct bpfkit_alloc *al,
 	    const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err)
-{
-	return run(fn, level, true, al, dump_pass, dump, err);
-}
-
-int opt_run_unordered(struct ir_func *fn, int level, const struct bpfkit_alloc *al,
-		      const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err)
-{
-	return run(fn, level, false, al, dump_pass, dump, err);
-}
-
-static int run(struct ir_func *fn, int level, bool order, const struct bpfkit_alloc *al,
-	       const char *dump_pass, struct mem_buf *dump, struct bpfkit_error *err)
 {
 	if (dump_pass && !strcmp(dump_pass, "codegen")) {
 		ir_dump(fn, dump);
@@ -218,8 +203,12 @@ static int run(struct ir_func *fn, int level, bool order, const struct bpfkit_al
 	if (level <= 0)
 		return 0;
 	const enum pass *list = level == 1 ? level1 : level2;
+	/* common suffixes only after ordering: a shared suffix would pin the parts it joins */
+	unsigned now = level == 1 ? flags : flags & ~(unsigned)OPT_RUN_SUFFIX;
 	for (int i = 0; list[i] != P_END; i++) {
-		if (list[i] == P_ORDER && !order) {
+		if (list[i] == P_ORDER)
+			now = flags;
+		if (list[i] == P_ORDER && !(flags & OPT_RUN_ORDER)) {
 			if (dump_pass && !strcmp(dump_pass, "order")) {
 				mem_buf_printf(dump, "; after order: nothing moved (the ordered "
 					       "program was longer)\n");
@@ -227,7 +216,7 @@ static int run(struct ir_func *fn, int level, bool order, const struct bpfkit_al
 			}
 			continue;
 		}
-		if (run_pass(fn, list[i], al) != 0) {
+		if (run_pass(fn, list[i], now, al) != 0) {
 			error_oom(err);
 			return -1;
 		}

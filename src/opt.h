@@ -166,7 +166,7 @@ int opt_pass_vn(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_vn_abs(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_thread(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al);
-int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al);
+int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al, bool suffixes);
 int opt_pass_pullup(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_switch(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_order(struct ir_func *fn, const struct bpfkit_alloc *al);

@@ -8,7 +8,9 @@
  * because on a short packet it is what rejects (libpcap's #430 removed such
  * loads) - unless a load later in the same block reaches at least as far:
  * that one then fails on every packet the first would have failed on, and a
- * failure anywhere in a block has the same outcome (the run returns 0).  A branch whose two targets are one block becomes a jump.
+ * failure anywhere in a block has the same outcome (the run returns 0).  A
+ * branch whose two targets are one block becomes a jump; `ld #k; tax` whose
+ * A is not read afterwards becomes `ldx #k`.
  * A block from which every path returns 0 becomes `ret #0`, statements and
  * all.  Unreachable blocks are left in the array; nothing reaches them.
  */
@@ -91,6 +93,11 @@ int opt_pass_dce(struct ir_func *fn, const struct bpfkit_alloc *al)
 		int o = b->nstmts;
 		uint64_t probe = 0;   /* farthest end of an absolute load later in the block */
 		for (int s = b->nstmts - 1; s >= 0; s--) {
+			/* `ld #k; tax` with A dead after it is `ldx #k` (the ld then dies) */
+			if (b->stmts[s].code == (BPFKIT_MISC | BPFKIT_TAX) && !(l & OPT_REG_BIT(OPT_A)) &&
+			    s > 0 && b->stmts[s - 1].code == (BPFKIT_LD | BPFKIT_IMM))
+				b->stmts[s] = (struct ir_stmt){BPFKIT_LDX | BPFKIT_IMM, IR_SAFE,
+							       b->stmts[s - 1].k};
 			const struct ir_stmt *st = &b->stmts[s];
 			uint32_t defs = opt_defs(st);
 			uint64_t end = abs_end(st);

@@ -9,6 +9,13 @@
  *   topological order, through a hash table, so the pass is linear.  Merging
  *   identical blocks is always sound: what a block does depends only on its
  *   code and its entry state.  IR_SAFE marks are intersected.
+ * - Common suffixes (cross-jumping): blocks with the same terminator and
+ *   successors whose statements end alike give their common last statements
+ *   to one new block that both jump to, when that saves instructions (the
+ *   terminator is shared too; a jump may be needed back in).  Sound for the
+ *   same reason: the suffix runs the same code on whatever state it gets.
+ *   One pass through a hash table keyed by the exit and the last statement,
+ *   so linear; a later block joins an existing suffix block only whole.
  * - A block that jumps to a block with no other predecessor absorbs it.
  */
 #include "opt.h"
@@ -104,6 +111,248 @@ static int tails(struct ir_func *fn, const struct bpfkit_alloc *al, const int *o
 	return 0;
 }
 
+/* The exit (terminator and successors) and the last statement. */
+static uint64_t exit_hash(const struct ir_block *b)
+{
+	uint64_t h = 0x84222325cbf29ce4u ^ (uint64_t)b->term;
+	h = (h ^ (b->term == IR_BRANCH ? b->jcode : 0)) * 0x100000001b3u;
+	h = (h ^ (b->term != IR_JUMP ? b->k : 0)) * 0x100000001b3u;
+	for (int s = 0; s < opt_nsucc(b); s++)
+		h = (h ^ (uint32_t)b->succ[s]) * 0x100000001b3u;
+	const struct ir_stmt *l = &b->stmts[b->nstmts - 1];
+	h = (h ^ l->code) * 0x100000001b3u;
+	h = (h ^ l->k) * 0x100000001b3u;
+	return h ^ (h >> 29);
+}
+
+static bool exit_same(const struct ir_block *x, const struct ir_block *y)
+{
+	if (x->term != y->term || (x->term != IR_JUMP && x->k != y->k) ||
+	    (x->term == IR_BRANCH && x->jcode != y->jcode))
+		return false;
+	for (int s = 0; s < opt_nsucc(x); s++)
+		if (x->succ[s] != y->succ[s])
+			return false;
+	const struct ir_stmt *a = &x->stmts[x->nstmts - 1], *b = &y->stmts[y->nstmts - 1];
+	return a->code == b->code && a->k == b->k;
+}
+
+/* How many last statements x and y have in common. */
+static int common_suffix(const struct ir_block *x, const struct ir_block *y)
+{
+	int l = 0;
+	while (l < x->nstmts && l < y->nstmts) {
+		const struct ir_stmt *a = &x->stmts[x->nstmts - 1 - l];
+		const struct ir_stmt *b = &y->stmts[y->nstmts - 1 - l];
+		if (a->code != b->code || a->k != b->k)
+			break;
+		l++;
+	}
+	return l;
+}
+
+/*
+ * Sharing l >= 1 last statements pays: two blocks that end in the same
+ * branch or return each had their own terminator and now share one, at the
+ * price of at most one jump into the shared block; two that jump to the same
+ * block already needed a jump for one of them, and still need just one.
+ */
+static bool suffix_pays(int l)
+{
+	return l >= 1;
+}
+
+/* b's last l statements go; b jumps to t instead.  Marks of t's statements are intersected. */
+static void cut_to(struct ir_func *fn, int b, int l, int t)
+{
+	struct ir_block *bb = &fn->blocks[b], *tb = &fn->blocks[t];
+	for (int s = 0; s < l; s++)
+		tb->stmts[tb->nstmts - l + s].flags &= bb->stmts[bb->nstmts - l + s].flags;
+	bb->nstmts -= l;
+	bb->term = IR_JUMP;
+	bb->succ[0] = t;
+	bb->succ[1] = t;
+}
+
+static int suffixes(struct ir_func *fn, const struct bpfkit_alloc *al, const int *order, int n)
+{
+	size_t cap = 16;
+	while (cap < (size_t)n * 2)
+		cap *= 2;
+	int *tab = mem_alloc_array(al, cap, sizeof *tab);
+	bool *made = mem_alloc_array(al, (size_t)fn->nblocks + (size_t)n, sizeof *made);
+	int rc = -1;
+	if (!tab || !made)
+		goto out;
+	for (size_t i = 0; i < cap; i++)
+		tab[i] = -1;
+	memset(made, 0, ((size_t)fn->nblocks + (size_t)n) * sizeof *made);
+	for (int i = 0; i < n && !fn->failed; i++) {
+		int bi = order[i];
+		if (fn->blocks[bi].nstmts == 0)
+			continue;
+		size_t j = exit_hash(&fn->blocks[bi]) & (cap - 1);
+		while (tab[j] >= 0 && !exit_same(&fn->blocks[tab[j]], &fn->blocks[bi]))
+			j = (j + 1) & (cap - 1);
+		if (tab[j] < 0) {
+			tab[j] = bi;
+			continue;
+		}
+		int r = tab[j];
+		const struct ir_block *rb = &fn->blocks[r], *b = &fn->blocks[bi];
+		int l = common_suffix(rb, b);
+		if (made[r]) {
+			/* a shared suffix block: joined only whole */
+			if (l == rb->nstmts && suffix_pays(l))
+				cut_to(fn, bi, l, r);
+			continue;
+		}
+		if (!suffix_pays(l))
+			continue;
+		int t = ir_block_new(fn);
+		if (t < 0)
+			break;
+		rb = &fn->blocks[r];
+		for (int s = rb->nstmts - l; s < rb->nstmts && !fn->failed; s++) {
+			ir_stmt_add(fn, t, fn->blocks[r].stmts[s].code, fn->blocks[r].stmts[s].k);
+			struct ir_block *tb = &fn->blocks[t];
+			tb->stmts[tb->nstmts - 1].flags = fn->blocks[r].stmts[s].flags;
+		}
+		if (fn->failed)
+			break;
+		struct ir_block *tb = &fn->blocks[t];
+		rb = &fn->blocks[r];
+		tb->term = rb->term;
+		tb->jcode = rb->jcode;
+		tb->k = rb->k;
+		tb->succ[0] = rb->succ[0];
+		tb->succ[1] = rb->succ[1];
+		cut_to(fn, r, l, t);
+		cut_to(fn, bi, l, t);
+		made[t] = true;
+		tab[j] = t;
+	}
+	rc = fn->failed ? -1 : 0;
+out:
+	mem_free(al, tab);
+	mem_free(al, made);
+	return rc;
+}
+
+/*
+ * A block ending with `ld #k` that jumps to a block starting with `tax`
+ * whose A is dead after the `tax` (what sharing a suffix leaves when one
+ * path puts a constant in X through A) sets X itself: its `ld #k` becomes
+ * `ldx #k` and it jumps past the `tax` (the target is split there), which
+ * hoist_constants can then move up into a branch.  live: at block entries.
+ */
+static void bypass_tax(struct ir_func *fn, const int *order, int n, const uint32_t *live)
+{
+	const uint32_t abit = OPT_REG_BIT(OPT_A);
+	for (int i = 0; i < n && !fn->failed; i++) {
+		int bi = order[i];
+		const struct ir_block *b = &fn->blocks[bi];
+		if (b->term != IR_JUMP || b->nstmts == 0 ||
+		    b->stmts[b->nstmts - 1].code != (BPFKIT_LD | BPFKIT_IMM))
+			continue;
+		int si = b->succ[0];
+		const struct ir_block *sb = &fn->blocks[si];
+		if (sb->nstmts == 0 || sb->stmts[0].code != (BPFKIT_MISC | BPFKIT_TAX))
+			continue;
+		/* A after the tax: read before written? */
+		bool a_live = true, decided = false;
+		for (int s = 1; s < sb->nstmts && !decided; s++) {
+			if (opt_uses(&sb->stmts[s]) & abit)
+				decided = true;
+			else if (opt_defs(&sb->stmts[s]) & abit)
+				a_live = false, decided = true;
+		}
+		if (!decided) {
+			uint32_t l = opt_term_uses(sb);
+			for (int t = 0; t < opt_nsucc(sb); t++)
+				l |= live[sb->succ[t]];
+			a_live = (l & abit) != 0;
+		}
+		if (a_live)
+			continue;
+		/* rest: the target after its tax (made once; the target then jumps to it) */
+		int rest;
+		if (sb->nstmts == 1 && sb->term == IR_JUMP) {
+			rest = sb->succ[0];
+		} else {
+			rest = ir_block_new(fn);
+			if (rest < 0)
+				return;
+			for (int s = 1; s < fn->blocks[si].nstmts && !fn->failed; s++) {
+				ir_stmt_add(fn, rest, fn->blocks[si].stmts[s].code,
+					    fn->blocks[si].stmts[s].k);
+				struct ir_block *rb = &fn->blocks[rest];
+				rb->stmts[rb->nstmts - 1].flags = fn->blocks[si].stmts[s].flags;
+			}
+			if (fn->failed)
+				return;
+			struct ir_block *rb = &fn->blocks[rest], *tb = &fn->blocks[si];
+			rb->term = tb->term;
+			rb->jcode = tb->jcode;
+			rb->k = tb->k;
+			rb->succ[0] = tb->succ[0];
+			rb->succ[1] = tb->succ[1];
+			tb->nstmts = 1;
+			tb->term = IR_JUMP;
+			tb->succ[0] = tb->succ[1] = rest;
+		}
+		struct ir_block *bb = &fn->blocks[bi];
+		bb->stmts[bb->nstmts - 1].code = BPFKIT_LDX | BPFKIT_IMM;
+		bb->stmts[bb->nstmts - 1].flags = IR_SAFE;
+		bb->succ[0] = bb->succ[1] = rest;
+	}
+}
+
+/*
+ * A block that only sets X to constants (`ldx #k`: what a suffix often
+ * leaves behind, IPv6 setting X = 40 for the transport loads it now shares
+ * with IPv4) and jumps on would need a `ja` (its successor has another
+ * predecessor, else it would have been absorbed).  When its only
+ * predecessor ends with a branch that does not read X and X is dead on the
+ * branch's other edge, the `ldx` moves up into it and the block empties
+ * (tails then retargets the branch).
+ */
+static void hoist_constants(struct ir_func *fn, const int *order, int n, int *pred,
+			    uint32_t *live)
+{
+	const uint32_t xbit = OPT_REG_BIT(OPT_X);
+	for (int i = 0; i < fn->nblocks; i++)
+		pred[i] = -1;
+	for (int i = 0; i < n; i++) {
+		const struct ir_block *b = &fn->blocks[order[i]];
+		for (int s = 0; s < opt_nsucc(b); s++)
+			pred[b->succ[s]] = pred[b->succ[s]] == -1 ? order[i] : -2;
+	}
+	pred[fn->entry] = -2;
+	opt_liveness(fn, order, n, live);
+	for (int i = 0; i < n && !fn->failed; i++) {
+		int bi = order[i], p = pred[bi];
+		struct ir_block *b = &fn->blocks[bi];
+		if (p < 0 || b->term != IR_JUMP || b->nstmts == 0)
+			continue;
+		bool consts = true;
+		for (int s = 0; s < b->nstmts; s++)
+			consts &= b->stmts[s].code == (BPFKIT_LDX | BPFKIT_IMM);
+		const struct ir_block *pb = &fn->blocks[p];
+		if (!consts || pb->term != IR_BRANCH || (opt_term_uses(pb) & xbit))
+			continue;
+		int other = pb->succ[0] == bi ? pb->succ[1] : pb->succ[0];
+		if (other == bi || (live[other] & xbit))
+			continue;
+		for (int s = 0; s < b->nstmts && !fn->failed; s++) {
+			ir_stmt_add(fn, p, fn->blocks[bi].stmts[s].code, fn->blocks[bi].stmts[s].k);
+			struct ir_block *nb = &fn->blocks[p];
+			nb->stmts[nb->nstmts - 1].flags = IR_SAFE;
+		}
+		fn->blocks[bi].nstmts = 0;
+	}
+}
+
 /* Appends block t to b (b jumps to t, t has no other predecessor). */
 static void absorb(struct ir_func *fn, int b, int t)
 {
@@ -122,12 +371,13 @@ static void absorb(struct ir_func *fn, int b, int t)
 	bb->succ[1] = tb->succ[1];
 }
 
-int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al)
+int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al, bool share_suffixes)
 {
 	int nb = fn->nblocks;
 	int *order = mem_alloc_array(al, (size_t)nb, sizeof *order);
 	int *canon = mem_alloc_array(al, (size_t)nb, sizeof *canon);
 	int *npred = mem_alloc_array(al, (size_t)nb, sizeof *npred);
+	uint32_t *live = NULL;
 	int rc = -1;
 	if (!order || !canon || !npred)
 		goto out;
@@ -136,6 +386,51 @@ int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al)
 	int n = opt_topo(fn, al, order);
 	if (n < 0 || tails(fn, al, order, n, canon) != 0)
 		goto out;
+	n = opt_topo(fn, al, order);
+	if (n < 0)
+		goto out;
+	if (share_suffixes) {
+		/*
+		 * New suffix blocks (at most one per block, so fewer than nb): the
+		 * arrays grow; constants move up, and tails retargets through the
+		 * blocks that emptied.
+		 */
+		if (suffixes(fn, al, order, n) != 0)
+			goto out;
+		/* bypass_tax adds at most one block per block: room for twice as many */
+		mem_free(al, order);
+		order = mem_alloc_array(al, (size_t)fn->nblocks * 2, sizeof *order);
+		live = mem_alloc_array(al, (size_t)fn->nblocks * 2, sizeof *live);
+		if (!order || !live)
+			goto out;
+		n = opt_topo(fn, al, order);
+		if (n < 0)
+			goto out;
+		opt_liveness(fn, order, n, live);
+		bypass_tax(fn, order, n, live);
+		if (fn->failed)
+			goto out;
+		mem_free(al, live);
+		live = NULL;
+		mem_free(al, order);
+		mem_free(al, canon);
+		mem_free(al, npred);
+		nb = fn->nblocks;
+		order = mem_alloc_array(al, (size_t)nb, sizeof *order);
+		canon = mem_alloc_array(al, (size_t)nb, sizeof *canon);
+		npred = mem_alloc_array(al, (size_t)nb, sizeof *npred);
+		live = mem_alloc_array(al, (size_t)nb, sizeof *live);
+		if (!order || !canon || !npred || !live)
+			goto out;
+		for (int i = 0; i < nb; i++)
+			canon[i] = i;
+		n = opt_topo(fn, al, order);
+		if (n < 0)
+			goto out;
+		hoist_constants(fn, order, n, npred, live);
+		if (fn->failed || tails(fn, al, order, n, canon) != 0)
+			goto out;
+	}
 	n = opt_topo(fn, al, order);
 	if (n < 0)
 		goto out;
@@ -166,5 +461,6 @@ out:
 	mem_free(al, order);
 	mem_free(al, canon);
 	mem_free(al, npred);
+	mem_free(al, live);
 	return rc;
 }

@@ -340,6 +340,8 @@ static bool part_of(struct ord *o, int e, struct part *p)
 	return true;
 }
 
+#define RARE_PASS 0.1
+
 static double rank(const struct part *p)
 {
 	double fail = 1 - p->pass;
@@ -394,6 +396,7 @@ static bool order_chain(struct ord *o, struct part *parts, int n, int **preds)
 	int perm[MAXCHAIN];
 	bool used[MAXCHAIN] = {0};
 	bool changed = false;
+	bool rare = false;   /* a part placed so far rarely passes */
 	for (int k = 0; k < n; k++) {
 		int best = -1;
 		for (int j = 0; j < n; j++) {
@@ -406,9 +409,16 @@ static bool order_chain(struct ord *o, struct part *parts, int n, int **preds)
 				    ((parts[i].defs & parts[j].uses) || (parts[i].uses & parts[j].defs) ||
 				     (parts[i].defs & parts[j].defs & later)))
 					free = false;
-			if (free && (best < 0 || rank(&parts[j]) < rank(&parts[best])))
+			/*
+			 * After a part few packets pass, the order of the rest hardly
+			 * matters; last-first then ends the chain with its first part
+			 * (a protocol test), which a sibling chain (IPv4's and IPv6's)
+			 * often ends with too, so their tails can be one.
+			 */
+			if (free && (best < 0 || (rare ? j > best : rank(&parts[j]) < rank(&parts[best]))))
 				best = j;
 		}
+		rare |= parts[best].pass < RARE_PASS;
 		used[best] = true;
 		perm[k] = best;
 		changed |= best != k;

@@ -119,6 +119,17 @@ int opt_opaque(struct opt_vals *t)
 	return intern(t, v);
 }
 
+/* An opaque value known to lie in [lo, hi] with the bits of zero clear. */
+static int opaque_range(struct opt_vals *t, uint32_t lo, uint32_t hi, uint32_t zero)
+{
+	struct opt_val v = mk(OV_OPAQUE);
+	v.k = (uint32_t)t->n;
+	v.lo = lo;
+	v.hi = hi;
+	v.zero = zero;
+	return intern(t, v);
+}
+
 bool opt_is_const(const struct opt_vals *t, int v, uint32_t *k)
 {
 	if (v < 0 || t->v[v].kind != OV_CONST)
@@ -571,7 +582,6 @@ int opt_decide(struct opt_vals *t, const struct opt_facts *f, uint16_t jcode, ui
 void opt_ctx_meet(struct opt_vals *t, const struct bpfkit_alloc *al, struct opt_ctx *dst,
 		  const struct opt_ctx *src)
 {
-	(void)t;
 	if (src->facts.dead)
 		return;
 	if (!dst->set || dst->facts.dead) {
@@ -583,9 +593,25 @@ void opt_ctx_meet(struct opt_vals *t, const struct bpfkit_alloc *al, struct opt_
 		return;
 	}
 	opt_facts_meet(&dst->facts, &src->facts);
-	for (int i = 0; i < OPT_NREGS; i++)
-		if (dst->st.r[i] != src->st.r[i])
-			dst->st.r[i] = -1;
+	/*
+	 * A register whose paths disagree holds a new opaque value, in the hull
+	 * of what the paths hold (X is 24 or 26 after a variable header: an
+	 * index with a known bound); no bound, no value.
+	 */
+	for (int i = 0; i < OPT_NREGS; i++) {
+		int a = dst->st.r[i], b = src->st.r[i];
+		if (a == b)
+			continue;
+		dst->st.r[i] = -1;
+		if (a < 0 || b < 0)
+			continue;
+		const struct opt_val *va = &t->v[a], *vb = &t->v[b];
+		uint32_t lo = va->lo < vb->lo ? va->lo : vb->lo;
+		uint32_t hi = va->hi > vb->hi ? va->hi : vb->hi;
+		uint32_t zero = va->zero & vb->zero;
+		if (lo > 0 || hi < 0xffffffffu || zero)
+			dst->st.r[i] = opaque_range(t, lo, hi, zero);
+	}
 }
 
 /* ---- statements ---- */

@@ -165,7 +165,8 @@ static int walk(struct ir_func *fn, const struct bpfkit_alloc *al, bool rewrite,
 					ns.code = dst == OPT_A ? BPFKIT_LD | BPFKIT_IMM
 							       : BPFKIT_LDX | BPFKIT_IMM;
 					ns.k = k;
-				} else if (cls == BPFKIT_ALU && BPFKIT_SRC(st->code) == BPFKIT_X &&
+				} else if (absolute && cls == BPFKIT_ALU &&
+					   BPFKIT_SRC(st->code) == BPFKIT_X &&
 					   BPFKIT_OP(st->code) != BPFKIT_NEG &&
 					   opt_is_const(&w.vals, before.r[OPT_X], &k) &&
 					   (k || (BPFKIT_OP(st->code) != BPFKIT_DIV &&
