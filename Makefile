@@ -41,7 +41,7 @@ LIB_OBJS = src/mem.o src/error.o src/opcode.o src/asm.o src/disasm.o src/progrea
 	src/validate.o src/interp.o src/pcapio.o src/gen.o \
 	src/lex.o src/parse.o src/codegen.o src/ir.o src/emit.o src/compile.o src/linktype.o \
 	src/names.o src/opt.o src/opt_val.o src/opt_thread.o src/opt_vn.o \
-	src/opt_dce.o src/opt_merge.o src/opt_pullup.o src/opt_switch.o src/opt_order.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o \
+	src/opt_dce.o src/opt_merge.o src/opt_pullup.o src/opt_switch.o src/opt_order.o src/opt_promote.o src/fast.o src/jit_x86_64.o src/codegen_link.o src/codegen_wlan.o \
 	src/multi.o
 TOOL_OBJS = tools/bpfkit.o
 TEST_OBJS = tests/main.o tests/test_asm.o tests/test_format.o tests/test_validate.o \

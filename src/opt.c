@@ -163,10 +163,13 @@ void opt_walk_free(struct opt_walk *w)
 /* ---- the pipeline ---- */
 
 const char *const opt_pass_names[] = {
-	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", "switch", "order", NULL,
+	"codegen", "fold", "thread", "vn", "pullup", "dce", "merge", "switch", "order", "promote",
+	NULL,
 };
 
-enum pass { P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_ORDER, P_END, P_VNABS };
+enum pass {
+	P_FOLD, P_THREAD, P_VN, P_PULLUP, P_DCE, P_MERGE, P_SWITCH, P_ORDER, P_PROMOTE, P_END, P_VNABS
+};
 
 static int run_pass(struct ir_func *fn, enum pass p, unsigned flags, const struct bpfkit_alloc *al)
 {
@@ -180,6 +183,7 @@ static int run_pass(struct ir_func *fn, enum pass p, unsigned flags, const struc
 	case P_SWITCH: return opt_pass_switch(fn, al);
 	case P_VNABS: return opt_pass_vn_abs(fn, al);
 	case P_ORDER: return opt_pass_order(fn, al);
+	case P_PROMOTE: return opt_pass_promote(fn, al);
 	case P_END: break;
 	}
 	return 0;
@@ -190,7 +194,7 @@ static const enum pass level1[] = {P_FOLD, P_THREAD, P_DCE, P_MERGE, P_END};
 static const enum pass level2[] = {
 	P_FOLD, P_THREAD, P_DCE, P_MERGE, P_PULLUP, P_ORDER,
 	P_THREAD, P_VN, P_DCE, P_MERGE,
-	P_THREAD, P_VNABS, P_DCE, P_MERGE, P_SWITCH, P_END,
+	P_THREAD, P_VNABS, P_DCE, P_PROMOTE, P_DCE, P_MERGE, P_SWITCH, P_END,
 };
 
 int opt_run(struct ir_func *fn, int level, unsigned flags, const struct bpfkit_alloc *al,

@@ -170,5 +170,6 @@ int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al, bool suffi
 int opt_pass_pullup(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_switch(struct ir_func *fn, const struct bpfkit_alloc *al);
 int opt_pass_order(struct ir_func *fn, const struct bpfkit_alloc *al);
+int opt_pass_promote(struct ir_func *fn, const struct bpfkit_alloc *al);
 
 #endif
