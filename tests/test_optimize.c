@@ -398,6 +398,100 @@ TEST(optimize_index_offset_fold)
 }
 
 /*
+ * This round's size passes, each with the shape it was made for, bounded by
+ * what it gives now and checked against -O0 (and libpcap) on the judge's
+ * packets: merge's common suffixes (IPv4's and IPv6's port tests sharing
+ * `ldh [x + 14]` with X = 40 for IPv6; protochain's two header-length
+ * computations sharing their store and loads), the `ldx #k` hoisted into a
+ * branch and the `ld #k; tax` bypass (PRISM's header-length choice without
+ * a `ja`), opt_promote (the 802.11 header length in X instead of M[]), the
+ * hull of merged values (X in [24, 26] lets `ld #0xab; add x; tax` fold into
+ * the load), and ordered chains ending with their first part.
+ */
+TEST(optimize_shared_and_promoted)
+{
+	/* 802.11 data frames carrying IPv4 TCP (LLC/SNAP at 24, or 26 with QoS), a PFLOG IPv6 ICMPv6 packet */
+	static const struct {
+		uint16_t off;
+		uint8_t val;
+	} wlan_tcp[] = {{0, 0x08}, {1, 0}, {24, 0xaa}, {25, 0xaa}, {26, 3}, {27, 0}, {28, 0},
+			{29, 0}, {30, 8}, {31, 0}, {32, 0x45}, {38, 0}, {39, 0}, {41, 6}, {65, 2}},
+	  wlan_qos[] = {{0, 0x88}, {1, 0}, {26, 0xaa}, {27, 0xaa}, {28, 3}, {29, 0}, {30, 0},
+			{31, 0}, {32, 8}, {33, 0}, {34, 0x45}, {40, 0}, {41, 0}, {43, 6}, {67, 2}},
+	  pflog6[] = {{0, 61}, {1, 10}, {64, 0x60}, {70, 58}};
+	static const struct {
+		int dlt;
+		const char *expr;
+		size_t most;        /* -O2 size at most */
+		const char *absent; /* a mnemonic the -O2 listing must not contain */
+		int craft;          /* 1: 802.11 frames above, 2: the PFLOG packet */
+	} cases[] = {
+		{1, "dst port 7", 18, NULL, 0},
+		{1, "port 7", 22, NULL, 0},
+		{1, "tcp port 80", 17, NULL, 0},
+		{1, "udp src portrange 67-68", 16, NULL, 0},
+		{105, "ip[0xab] == 0xcd", 12, "M[", 1},
+		{105, "tcp[tcpflags] & tcp-syn != 0", 21, "M[", 1},
+		{117, "icmp6[0xab] = 0xcd", 12, "M[", 2},
+		{119, "wlan type data", 11, "ja ", 0},
+		{119, "llc", 11, "ja ", 0},
+		{12, "ip6 protochain 6", 1888, NULL, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct progs p;
+		progs_build(&p, cases[i].dlt, cases[i].expr, 1);
+		CHECK_MSG(p.r0 == 0 && p.r2 == 0, "%s does not compile", cases[i].expr);
+		if (p.r0 || p.r2) {
+			progs_free(&p);
+			continue;
+		}
+		CHECK_MSG(p.b2.len <= cases[i].most, "dlt %d %s: -O2 %zu insns, want <= %zu",
+			  cases[i].dlt, cases[i].expr, p.b2.len, cases[i].most);
+		if (cases[i].absent) {
+			struct bpfkit_error err;
+			char *text = NULL;
+			size_t tlen = 0;
+			CHECK_EQ(bpfkit_prog_format(p.b2.insns, p.b2.len, BPFKIT_FMT_LISTING, NULL,
+						    &text, &tlen, &err), 0);
+			CHECK_MSG(text && !strstr(text, cases[i].absent), "dlt %d %s: -O2 has '%s'",
+				  cases[i].dlt, cases[i].expr, cases[i].absent);
+			bpfkit_free(NULL, text);
+		}
+		struct judge j = {.p = &p};
+		judge_all(&j, 2, 400, cases[i].dlt != 12);
+		/* crafted packets reaching the far bytes, 0xcd beyond the headers, at every length */
+		static uint8_t pkt[320];
+		for (int v = 0; v < 2 && cases[i].craft; v++) {
+			memset(pkt, 0xcd, sizeof pkt);
+			if (cases[i].craft == 2) {
+				memset(pkt, 0, 104);
+				for (size_t b = 0; b < sizeof pflog6 / sizeof pflog6[0]; b++)
+					pkt[pflog6[b].off] = pflog6[b].val;
+			} else {
+				memset(pkt, 0, 70);
+				const size_t nb = v ? sizeof wlan_qos / sizeof wlan_qos[0]
+						    : sizeof wlan_tcp / sizeof wlan_tcp[0];
+				for (size_t b = 0; b < nb; b++) {
+					uint16_t off = v ? wlan_qos[b].off : wlan_tcp[b].off;
+					pkt[off] = v ? wlan_qos[b].val : wlan_tcp[b].val;
+				}
+			}
+			for (uint32_t len = 0; len <= sizeof pkt; len++)
+				judge_packet(&j, pkt, len, sizeof pkt);
+		}
+		CHECK_MSG(j.packets > 1000 && j.accepted > 0, "dlt %d %s: %llu packets, %llu accepted",
+			  cases[i].dlt, cases[i].expr, (unsigned long long)j.packets,
+			  (unsigned long long)j.accepted);
+		CHECK_MSG(j.bad_opt == 0 && j.bad_pcap == 0,
+			  "dlt %d %s: -O2 differs from -O0 on %llu, from libpcap -O0 on %llu of "
+			  "%llu packets", cases[i].dlt, cases[i].expr,
+			  (unsigned long long)j.bad_opt, (unsigned long long)j.bad_pcap,
+			  (unsigned long long)j.packets);
+		progs_free(&p);
+	}
+}
+
+/*
  * The order pass: in `src port 7` the port test runs before the protocol
  * and fragment tests, so a TCP packet from another port leaves after 6
  * instructions (9 in program order), and the program is no longer.
