@@ -350,6 +350,7 @@ static void hoist_constants(struct ir_func *fn, const int *order, int n, int *pr
 			nb->stmts[nb->nstmts - 1].flags = IR_SAFE;
 		}
 		fn->blocks[bi].nstmts = 0;
+		live[bi] |= xbit;   /* the constant now flows through the emptied block */
 	}
 }
 
@@ -391,16 +392,16 @@ int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al, bool share
 		goto out;
 	if (share_suffixes) {
 		/*
-		 * New suffix blocks (at most one per block, so fewer than nb): the
-		 * arrays grow; constants move up, and tails retargets through the
-		 * blocks that emptied.
+		 * Suffixes and bypass_tax add blocks, so the arrays are made again for
+		 * the grown function; constants move up, and tails retargets through
+		 * the blocks that emptied.
 		 */
 		if (suffixes(fn, al, order, n) != 0)
 			goto out;
-		/* bypass_tax adds at most one block per block: room for twice as many */
+		/* bypass_tax reads liveness of the blocks that exist before it adds any */
 		mem_free(al, order);
-		order = mem_alloc_array(al, (size_t)fn->nblocks * 2, sizeof *order);
-		live = mem_alloc_array(al, (size_t)fn->nblocks * 2, sizeof *live);
+		order = mem_alloc_array(al, (size_t)fn->nblocks, sizeof *order);
+		live = mem_alloc_array(al, (size_t)fn->nblocks, sizeof *live);
 		if (!order || !live)
 			goto out;
 		n = opt_topo(fn, al, order);

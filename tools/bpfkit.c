@@ -2690,7 +2690,7 @@ static const struct command commands[] = {
 	 "  -o, --output FILE      write to FILE instead of standard output\n"
 	 "      --dump-ir PASS     write the IR after each run of PASS instead of the\n"
 	 "                         program: codegen (before any pass), fold, thread,\n"
-	 "                         vn, pullup, order, dce, merge or switch\n", 0},
+	 "                         vn, pullup, order, dce, promote, merge or switch\n", 0},
 	{"filter", cmd_filter,
 	 "[-r IN] [-w OUT] [-c] [-e ENGINE] [-B] [-l LINKTYPE] [-O0]\n"
 	 "                     (-p PROGFILE | EXPRESSION...)",
