@@ -66,8 +66,9 @@ static bool accepts_nothing(const struct bpfkit_prog *p)
  */
 #define ORDER_TRIAL 2000
 
-static int run_emit(struct ir_func *fn, int level, unsigned flags, const struct bpfkit_alloc *alloc,
-		    struct bpfkit_prog *out, struct bpfkit_error *err)
+static int run_emit(struct ir_func *fn, int level, unsigned flags,
+		    const struct bpfkit_alloc *alloc, struct bpfkit_prog *out,
+		    struct bpfkit_error *err)
 {
 	if (opt_run(fn, level, flags, alloc, NULL, NULL, err) != 0)
 		return -1;

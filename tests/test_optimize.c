@@ -410,7 +410,10 @@ TEST(optimize_index_offset_fold)
  */
 TEST(optimize_shared_and_promoted)
 {
-	/* 802.11 data frames carrying IPv4 TCP (LLC/SNAP at 24, or 26 with QoS), a PFLOG IPv6 ICMPv6 packet */
+	/*
+	 * 802.11 data frames carrying IPv4 TCP (LLC/SNAP at 24, or at 26 with QoS);
+	 * a PFLOG IPv6 ICMPv6 packet
+	 */
 	static const struct {
 		uint16_t off;
 		uint8_t val;
