@@ -162,6 +162,49 @@ static bool suffix_pays(int l)
 	return l >= 1;
 }
 
+/* dst gets src's terminator and successors. */
+static void copy_exit(struct ir_block *dst, const struct ir_block *src)
+{
+	dst->term = src->term;
+	dst->jcode = src->jcode;
+	dst->k = src->k;
+	dst->succ[0] = src->succ[0];
+	dst->succ[1] = src->succ[1];
+}
+
+/* Appends src's statements from index from on to dst, marks included. */
+static void append_stmts(struct ir_func *fn, int dst, int src, int from)
+{
+	for (int s = from; s < fn->blocks[src].nstmts && !fn->failed; s++) {
+		const struct ir_stmt st = fn->blocks[src].stmts[s];
+		ir_stmt_add(fn, dst, st.code, st.k);
+		struct ir_block *db = &fn->blocks[dst];
+		if (!fn->failed)
+			db->stmts[db->nstmts - 1].flags = st.flags;
+	}
+}
+
+/*
+ * Splits b before its statement from: a new block takes the statements from
+ * there on and b's exit, and b jumps to it.  The new block, or -1 when out
+ * of memory.
+ */
+static int split_tail(struct ir_func *fn, int b, int from)
+{
+	int t = ir_block_new(fn);
+	if (t < 0)
+		return -1;
+	append_stmts(fn, t, b, from);
+	if (fn->failed)
+		return -1;
+	struct ir_block *bb = &fn->blocks[b];
+	copy_exit(&fn->blocks[t], bb);
+	bb->nstmts = from;
+	bb->term = IR_JUMP;
+	bb->succ[0] = bb->succ[1] = t;
+	return t;
+}
+
 /* b's last l statements go; b jumps to t instead.  Marks of t's statements are intersected. */
 static void cut_to(struct ir_func *fn, int b, int l, int t)
 {
@@ -209,25 +252,9 @@ static int suffixes(struct ir_func *fn, const struct bpfkit_alloc *al, const int
 		}
 		if (!suffix_pays(l))
 			continue;
-		int t = ir_block_new(fn);
+		int t = split_tail(fn, r, fn->blocks[r].nstmts - l);
 		if (t < 0)
 			break;
-		rb = &fn->blocks[r];
-		for (int s = rb->nstmts - l; s < rb->nstmts && !fn->failed; s++) {
-			ir_stmt_add(fn, t, fn->blocks[r].stmts[s].code, fn->blocks[r].stmts[s].k);
-			struct ir_block *tb = &fn->blocks[t];
-			tb->stmts[tb->nstmts - 1].flags = fn->blocks[r].stmts[s].flags;
-		}
-		if (fn->failed)
-			break;
-		struct ir_block *tb = &fn->blocks[t];
-		rb = &fn->blocks[r];
-		tb->term = rb->term;
-		tb->jcode = rb->jcode;
-		tb->k = rb->k;
-		tb->succ[0] = rb->succ[0];
-		tb->succ[1] = rb->succ[1];
-		cut_to(fn, r, l, t);
 		cut_to(fn, bi, l, t);
 		made[t] = true;
 		tab[j] = t;
@@ -276,31 +303,9 @@ static void bypass_tax(struct ir_func *fn, const int *order, int n, const uint32
 		if (a_live)
 			continue;
 		/* rest: the target after its tax (made once; the target then jumps to it) */
-		int rest;
-		if (sb->nstmts == 1 && sb->term == IR_JUMP) {
-			rest = sb->succ[0];
-		} else {
-			rest = ir_block_new(fn);
-			if (rest < 0)
-				return;
-			for (int s = 1; s < fn->blocks[si].nstmts && !fn->failed; s++) {
-				ir_stmt_add(fn, rest, fn->blocks[si].stmts[s].code,
-					    fn->blocks[si].stmts[s].k);
-				struct ir_block *rb = &fn->blocks[rest];
-				rb->stmts[rb->nstmts - 1].flags = fn->blocks[si].stmts[s].flags;
-			}
-			if (fn->failed)
-				return;
-			struct ir_block *rb = &fn->blocks[rest], *tb = &fn->blocks[si];
-			rb->term = tb->term;
-			rb->jcode = tb->jcode;
-			rb->k = tb->k;
-			rb->succ[0] = tb->succ[0];
-			rb->succ[1] = tb->succ[1];
-			tb->nstmts = 1;
-			tb->term = IR_JUMP;
-			tb->succ[0] = tb->succ[1] = rest;
-		}
+		int rest = sb->nstmts == 1 && sb->term == IR_JUMP ? sb->succ[0] : split_tail(fn, si, 1);
+		if (rest < 0)
+			return;
 		struct ir_block *bb = &fn->blocks[bi];
 		bb->stmts[bb->nstmts - 1].code = BPFKIT_LDX | BPFKIT_IMM;
 		bb->stmts[bb->nstmts - 1].flags = IR_SAFE;
@@ -357,93 +362,90 @@ static void hoist_constants(struct ir_func *fn, const int *order, int n, int *pr
 /* Appends block t to b (b jumps to t, t has no other predecessor). */
 static void absorb(struct ir_func *fn, int b, int t)
 {
-	struct ir_block *tb = &fn->blocks[t];
-	for (int s = 0; s < tb->nstmts && !fn->failed; s++) {
-		ir_stmt_add(fn, b, tb->stmts[s].code, tb->stmts[s].k);
-		struct ir_block *bb = &fn->blocks[b];
-		bb->stmts[bb->nstmts - 1].flags = tb->stmts[s].flags;
-	}
-	struct ir_block *bb = &fn->blocks[b];
-	tb = &fn->blocks[t];
-	bb->term = tb->term;
-	bb->jcode = tb->jcode;
-	bb->k = tb->k;
-	bb->succ[0] = tb->succ[0];
-	bb->succ[1] = tb->succ[1];
+	append_stmts(fn, b, t, 0);
+	copy_exit(&fn->blocks[b], &fn->blocks[t]);
+}
+
+/* The pass's arrays, one entry per block. */
+struct arrays {
+	int *order, *canon, *npred;
+	uint32_t *live;
+};
+
+static void arrays_free(const struct bpfkit_alloc *al, struct arrays *a)
+{
+	mem_free(al, a->order);
+	mem_free(al, a->canon);
+	mem_free(al, a->npred);
+	mem_free(al, a->live);
+	memset(a, 0, sizeof *a);
+}
+
+/* (Re)makes the arrays for fn's blocks, canon the identity; false when out of memory. */
+static bool arrays_make(const struct bpfkit_alloc *al, struct arrays *a, const struct ir_func *fn)
+{
+	arrays_free(al, a);
+	size_t nb = (size_t)fn->nblocks;
+	a->order = mem_alloc_array(al, nb, sizeof *a->order);
+	a->canon = mem_alloc_array(al, nb, sizeof *a->canon);
+	a->npred = mem_alloc_array(al, nb, sizeof *a->npred);
+	a->live = mem_alloc_array(al, nb, sizeof *a->live);
+	if (!a->order || !a->canon || !a->npred || !a->live)
+		return false;
+	for (size_t i = 0; i < nb; i++)
+		a->canon[i] = (int)i;
+	return true;
 }
 
 int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al, bool share_suffixes)
 {
-	int nb = fn->nblocks;
-	int *order = mem_alloc_array(al, (size_t)nb, sizeof *order);
-	int *canon = mem_alloc_array(al, (size_t)nb, sizeof *canon);
-	int *npred = mem_alloc_array(al, (size_t)nb, sizeof *npred);
-	uint32_t *live = NULL;
+	struct arrays a = {0};
 	int rc = -1;
-	if (!order || !canon || !npred)
+	if (!arrays_make(al, &a, fn))
 		goto out;
-	for (int i = 0; i < nb; i++)
-		canon[i] = i;
-	int n = opt_topo(fn, al, order);
-	if (n < 0 || tails(fn, al, order, n, canon) != 0)
+	int n = opt_topo(fn, al, a.order);
+	if (n < 0 || tails(fn, al, a.order, n, a.canon) != 0)
 		goto out;
-	n = opt_topo(fn, al, order);
+	n = opt_topo(fn, al, a.order);
 	if (n < 0)
 		goto out;
 	if (share_suffixes) {
 		/*
-		 * Suffixes and bypass_tax add blocks, so the arrays are made again for
-		 * the grown function; constants move up, and tails retargets through
-		 * the blocks that emptied.
+		 * Suffixes and bypass_tax add blocks (bypass_tax reads liveness only
+		 * of blocks that exist before it adds any), so the arrays are made
+		 * again for the grown function; constants move up, and tails
+		 * retargets through the blocks that emptied.
 		 */
-		if (suffixes(fn, al, order, n) != 0)
+		if (suffixes(fn, al, a.order, n) != 0 || !arrays_make(al, &a, fn))
 			goto out;
-		/* bypass_tax reads liveness of the blocks that exist before it adds any */
-		mem_free(al, order);
-		order = mem_alloc_array(al, (size_t)fn->nblocks, sizeof *order);
-		live = mem_alloc_array(al, (size_t)fn->nblocks, sizeof *live);
-		if (!order || !live)
-			goto out;
-		n = opt_topo(fn, al, order);
+		n = opt_topo(fn, al, a.order);
 		if (n < 0)
 			goto out;
-		opt_liveness(fn, order, n, live);
-		bypass_tax(fn, order, n, live);
-		if (fn->failed)
+		opt_liveness(fn, a.order, n, a.live);
+		bypass_tax(fn, a.order, n, a.live);
+		if (fn->failed || !arrays_make(al, &a, fn))
 			goto out;
-		mem_free(al, live);
-		live = NULL;
-		mem_free(al, order);
-		mem_free(al, canon);
-		mem_free(al, npred);
-		nb = fn->nblocks;
-		order = mem_alloc_array(al, (size_t)nb, sizeof *order);
-		canon = mem_alloc_array(al, (size_t)nb, sizeof *canon);
-		npred = mem_alloc_array(al, (size_t)nb, sizeof *npred);
-		live = mem_alloc_array(al, (size_t)nb, sizeof *live);
-		if (!order || !canon || !npred || !live)
-			goto out;
-		for (int i = 0; i < nb; i++)
-			canon[i] = i;
-		n = opt_topo(fn, al, order);
+		n = opt_topo(fn, al, a.order);
 		if (n < 0)
 			goto out;
-		hoist_constants(fn, order, n, npred, live);
-		if (fn->failed || tails(fn, al, order, n, canon) != 0)
+		hoist_constants(fn, a.order, n, a.npred, a.live);
+		if (fn->failed || tails(fn, al, a.order, n, a.canon) != 0)
+			goto out;
+		n = opt_topo(fn, al, a.order);
+		if (n < 0)
 			goto out;
 	}
-	n = opt_topo(fn, al, order);
-	if (n < 0)
-		goto out;
+	int nb = fn->nblocks;
+	int *npred = a.npred;
 	memset(npred, 0, (size_t)nb * sizeof *npred);
 	for (int i = 0; i < n; i++) {
-		const struct ir_block *b = &fn->blocks[order[i]];
+		const struct ir_block *b = &fn->blocks[a.order[i]];
 		for (int s = 0; s < opt_nsucc(b); s++)
 			npred[b->succ[s]]++;
 	}
 	npred[fn->entry]++;
 	for (int i = 0; i < n && !fn->failed; i++) {
-		int b = order[i];
+		int b = a.order[i];
 		if (npred[b] == 0)
 			continue;   /* absorbed */
 		for (int guard = 0; guard < nb; guard++) {
@@ -459,9 +461,6 @@ int opt_pass_merge(struct ir_func *fn, const struct bpfkit_alloc *al, bool share
 	}
 	rc = fn->failed ? -1 : 0;
 out:
-	mem_free(al, order);
-	mem_free(al, canon);
-	mem_free(al, npred);
-	mem_free(al, live);
+	arrays_free(al, &a);
 	return rc;
 }

@@ -116,9 +116,24 @@ int opt_pass_promote(struct ir_func *fn, const struct bpfkit_alloc *al)
 	int n = opt_topo(fn, al, order);
 	if (n < 0)
 		goto out;
+	/* only cells some block reads can go; liveness changes only when one did */
+	uint32_t read = 0;
+	for (int i = 0; i < n; i++) {
+		const struct ir_block *b = &fn->blocks[order[i]];
+		for (int s = 0; s < b->nstmts; s++)
+			if (BPFKIT_MODE(b->stmts[s].code) == BPFKIT_MEM &&
+			    (BPFKIT_CLASS(b->stmts[s].code) == BPFKIT_LD ||
+			     BPFKIT_CLASS(b->stmts[s].code) == BPFKIT_LDX))
+				read |= 1u << (b->stmts[s].k & (BPFKIT_MEMWORDS - 1));
+	}
+	bool stale = true;
 	for (uint32_t k = 0; k < BPFKIT_MEMWORDS; k++) {
-		opt_liveness(fn, order, n, live);
-		if (promotable(fn, order, n, live, k, xm))
+		if (!(read & (1u << k)))
+			continue;
+		if (stale)
+			opt_liveness(fn, order, n, live);
+		stale = promotable(fn, order, n, live, k, xm);
+		if (stale)
 			promote(fn, order, n, k);
 	}
 	rc = 0;
