@@ -498,6 +498,105 @@ TEST(engine_compare_shapes)
 	CHECK(d.runs > 100000);
 }
 
+/* Whether the jit compiled prog with a pair (emit_pair's `setcc r8b`). */
+static bool jit_paired(const struct bpfkit_insn *prog, size_t n)
+{
+	struct bpfkit_jit *j;
+	struct bpfkit_error err;
+	if (!bpfkit_jit_available() || bpfkit_jit_compile(prog, n, 0, NULL, &j, &err) != 0)
+		return false;
+	size_t len;
+	const uint8_t *code = jit_code(j, &len);
+	bool found = false;
+	for (size_t i = 0; i + 3 < len && !found; i++)
+		found = code[i] == 0x41 && code[i + 1] == 0x0f && (code[i + 2] & 0xf0) == 0x90 &&
+			code[i + 3] == 0xc0;
+	bpfkit_jit_free(j);
+	return found;
+}
+
+/*
+ * Two compares sharing a target S, the second a block of its own (the
+ * jit's pairs: `src or dst`, and their `and` form): the first unit a
+ * compare in memory (ldh [6]), a load, mask and compare (ld [4], and), or a
+ * compare of A loaded in an earlier block; the second at [20] so that it
+ * checks bounds of its own (absolute, indirect [x + 16], masked, a byte
+ * jgt); S on either side of each jump; S and the other exit `ret #7` /
+ * `ret #9` or `ret #0`; padded with unreachable returns or not (short
+ * programs defer their exits instead, and then there is no pair).  Each
+ * program runs on packets where neither, either or both compares hold,
+ * cut at every length (between the two checks, a pair's stub decides).
+ */
+TEST(engine_compare_pairs)
+{
+	enum { C1 = 0x1234, C2 = 0x0a0b };
+	struct diff d = {0, 0, 0};
+	void *h[NENGINES];
+	uint8_t pkt[40];
+	int programs = 0, paired = 0;
+	for (int k1 = 0; k1 < 3; k1++)
+		for (int k2 = 0; k2 < 4; k2++)
+			for (int sides = 0; sides < 4; sides++)
+				for (int rets = 0; rets < 3; rets++)
+					for (int pad = 0; pad < 2; pad++) {
+		struct bpfkit_insn prog[32];
+		size_t n = 0, j1, j2;
+		uint32_t sret = rets == 1 ? 0 : 7, oret = rets == 2 ? 0 : 9;
+		prog[n++] = (struct bpfkit_insn)I(LDXI, 0, 0, 4);
+		if (k1 == 0) {
+			prog[n++] = (struct bpfkit_insn)I(LDH, 0, 0, 6);
+		} else if (k1 == 1) {
+			prog[n++] = (struct bpfkit_insn)I(LDW, 0, 0, 4);
+			prog[n++] = (struct bpfkit_insn)I(ANDK, 0, 0, 0xffff);
+		} else {    /* the load's own jump keeps A live: jeq c1 is a jump on A */
+			prog[n++] = (struct bpfkit_insn)I(LDH, 0, 0, 6);
+			prog[n++] = (struct bpfkit_insn)I(JEQ, 0, 0, 0x77);
+		}
+		j1 = n++;
+		if (k2 == 0) {
+			prog[n++] = (struct bpfkit_insn)I(LDH, 0, 0, 20);
+		} else if (k2 == 1) {
+			prog[n++] = (struct bpfkit_insn)I(LDHI, 0, 0, 16);
+		} else if (k2 == 2) {
+			prog[n++] = (struct bpfkit_insn)I(LDW, 0, 0, 18);
+			prog[n++] = (struct bpfkit_insn)I(ANDK, 0, 0, 0xffff);
+		} else {
+			prog[n++] = (struct bpfkit_insn)I(LDB, 0, 0, 21);
+		}
+		j2 = n++;
+		size_t o = n++, s = n++;
+		prog[o] = (struct bpfkit_insn)I(RETK, 0, 0, oret);
+		prog[s] = (struct bpfkit_insn)I(RETK, 0, 0, sret);
+		uint16_t jump2 = k2 == 3 ? JGT : JEQ;
+		uint32_t c2 = k2 == 3 ? (C2 & 0xff) - 1 : C2;
+		bool s1 = sides & 1, s2 = sides & 2;   /* S on the jf side */
+		prog[j1] = (struct bpfkit_insn)I(JEQ, s1 ? 0 : s - j1 - 1, s1 ? s - j1 - 1 : 0, C1);
+		prog[j2] = (struct bpfkit_insn)I(jump2, s2 ? 0 : 1, s2 ? 1 : 0, c2);
+		for (int i = 0; pad && i < 10; i++)
+			prog[n++] = (struct bpfkit_insn)I(RETK, 0, 0, 1);
+		programs++;
+		paired += jit_paired(prog, n);
+		prepare_all(h, prog, n);
+		for (int v = 0; v < 4; v++) {
+			for (size_t i = 0; i < sizeof pkt; i++)
+				pkt[i] = (uint8_t)(i * 17 + 5 + v);
+			put_be(pkt, 6, 2, v & 1 ? C1 : C1 + 1);
+			put_be(pkt, 20, 2, v & 2 ? C2 : C2 ^ 0x100);
+			if (k2 == 1)   /* ldh [x + 16]: X = 4 */
+				put_be(pkt, 20, 2, v & 2 ? C2 : C2 - 1);
+			if (k2 == 3)
+				pkt[21] = (uint8_t)(v & 2 ? C2 : C2 - 2);
+			compare_all_cuts(&d, h, prog, n, pkt, 26);
+		}
+		release_all(h);
+	}
+	CHECK_EQ(d.mismatches, 0);
+	CHECK(d.runs > 10000);
+	/* The test can fail: most padded shapes must compile to a pair. */
+	if (bpfkit_jit_available())
+		CHECK_MSG(paired >= programs / 4, "%d of %d programs paired", paired, programs);
+}
+
 /* Linux dialect: negative offsets, ancillary loads, wrapping X + k, shifts by X & 31. */
 static const struct handcase linux_cases[] = {
 	{"SKF_LL_OFF loads merge with plain ones", {
