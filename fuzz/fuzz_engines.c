@@ -10,7 +10,10 @@
  *                the port-list shape the engines compile as one set test;
  *                such a jeq's code byte also narrows k: bit 6 to 8 bits,
  *                else bit 5 to 16 (the jit's byte and word lanes after
- *                `ldb` / `ldh`)
+ *                `ldb` / `ldh`); bit 2 pairs: a conditional jump and
+ *                the next one within three instructions get a common
+ *                target, the first falling into the second's block on its
+ *                other side (`src or dst`: the jit's pairs)
  *   then         instructions, 8 bytes each (code byte, jt, jf, k as 4 bytes,
  *                one spare byte), until a 0xff marker byte or the input runs
  *                out; each is made valid (see make_valid) and a return is
@@ -137,6 +140,34 @@ static void make_chains(struct bpfkit_insn *prog, size_t n)
 	}
 }
 
+/* Links jumps into pairs (see the header); targets stay in range. */
+static void make_pairs(struct bpfkit_insn *prog, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		struct bpfkit_insn *a = &prog[i];
+		if ((a->code & 0x07) != 0x05 || a->code == 0x05)
+			continue;
+		bool on_jf = a->jf & 1;   /* the shared target on the first's jf side */
+		size_t s = i + 1 + (on_jf ? a->jf : a->jt);
+		for (size_t j = i + 1; j < n && j <= i + 3; j++) {
+			struct bpfkit_insn *b = &prog[j];
+			if ((b->code & 0x07) != 0x05 || b->code == 0x05)
+				continue;
+			if (s > j) {
+				if (on_jf)
+					a->jt = 0;
+				else
+					a->jf = 0;
+				if (b->jf & 1)
+					b->jf = (uint8_t)(s - j - 1);
+				else
+					b->jt = (uint8_t)(s - j - 1);
+			}
+			break;
+		}
+	}
+}
+
 /*
  * The Linux dialect's socket validator also rejects M[] reads before writes;
  * turn each read it would reject into a store (same linear rule as the kernel).
@@ -186,6 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = decode(data + 1, size - 1, lnx, (data[0] & 2) != 0, prog, &used);
 	if (data[0] & 2)
 		make_chains(prog, n);
+	if (data[0] & 4)
+		make_pairs(prog, n);
 	if (lnx)
 		fix_memory(prog, n);
 	if (bpfkit_validate(prog, n, lnx ? BPFKIT_VALIDATE_SOCKET : BPFKIT_VALIDATE_PCAP, NULL))
