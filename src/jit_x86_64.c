@@ -31,6 +31,9 @@
  *   against the byte-swapped constant (A is then dead, left stale).
  * - Jeq chains compare in SSE2 registers against a constant pool after the
  *   code (16-byte aligned, same pages, read only); never when blinding.
+ * - Pairs (emit_pair) compute two compares' outcomes with setcc into r8b
+ *   and dl and branch once; the second one's bounds checks run first and
+ *   fail to a stub after the code (labels n + 1 + i).  Never when blinding.
  * - With BPFKIT_JIT_BLIND, no 32-bit value taken from the program (k of any
  *   instruction, load extents) appears verbatim: each is emitted as k ^ r and
  *   an xor with r, r fresh per constant from a generator seeded by getrandom.
