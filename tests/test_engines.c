@@ -846,6 +846,9 @@ TEST(engine_real_packets)
 			"icmp6 or (udp and (port 53 or port 67 or port 123 or port 5353))",
 			("port 20 or port 22 or port 53 or port 80 or port 123 or port 443 or "
 			 "port 993 or port 8080 or port 5353"),
+			/* pairs in the jit: src or dst, both halves loads */
+			"host 10.0.0.1 and port 53", "net 10.0.0.0/8", "net 192.168.0.0/16 and udp",
+			"ether host 00:11:22:33:44:55 or ip host 192.168.1.1",
 		};
 		pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
 		for (size_t fi = 0; dead && fi < sizeof filters / sizeof filters[0]; fi++) {
