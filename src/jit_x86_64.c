@@ -1073,7 +1073,7 @@ static void find_pairs(struct analysis *an)
 	}
 }
 
-/* The label a stub (n + 1 + i) or a jump to target goes to. */
+/* The label a jump to target goes to (the shared exit for `ret #0`). */
 static size_t target_label(const struct emitter *e, size_t target)
 {
 	return is_ret0(&e->an->insns[target]) ? label_fail(e) : target;
