@@ -567,7 +567,8 @@ static const int list_ports[50] = {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: bench_interp [-r CAPTURE] [-n COUNT] [-R ROUNDS] [FILTER...]\n");
+	fprintf(stderr, "usage: bench_interp [-r CAPTURE] [-n COUNT] [-R ROUNDS] [-k PASSES] "
+		"[FILTER...]\n");
 	return 2;
 }
 
@@ -575,16 +576,17 @@ int main(int argc, char **argv)
 {
 	const char *capture = NULL;
 	size_t count = 100000;
-	int rounds = 9, c;
-	while ((c = getopt(argc, argv, "r:n:R:")) != -1) {
+	int rounds = 9, passes = 1, c;
+	while ((c = getopt(argc, argv, "r:n:R:k:")) != -1) {
 		switch (c) {
 		case 'r': capture = optarg; break;
 		case 'n': count = strtoul(optarg, NULL, 10); break;
 		case 'R': rounds = atoi(optarg); break;
+		case 'k': passes = atoi(optarg); break;
 		default: return usage();
 		}
 	}
-	if (count == 0 || rounds < 1 || rounds > MAX_ROUNDS)
+	if (count == 0 || rounds < 1 || rounds > MAX_ROUNDS || passes < 1 || passes > MAX_ROUNDS)
 		return usage();
 
 	static char portlist[50 * 12];
@@ -611,8 +613,8 @@ int main(int argc, char **argv)
 	fix_pointers();
 	if (make_chunks() != 0)
 		return 1;
-	fprintf(stderr, "bench: %zu packets (%s), link type %d, %d rounds\n", npkts,
-		capture ? capture : "bpfkit_gen EN10MB seed 1", linktype, rounds);
+	fprintf(stderr, "bench: %zu packets (%s), link type %d, %d rounds, %d passes\n", npkts,
+		capture ? capture : "bpfkit_gen EN10MB seed 1", linktype, rounds, passes);
 #ifdef HAVE_DPDK
 	dpdk_init();
 #endif
@@ -620,53 +622,127 @@ int main(int argc, char **argv)
 	if (!pd)
 		return 1;
 
-	double logsum_ns[ENG__N] = {0}, logsum_ratio[ENG__N] = {0};
-	int nsum[ENG__N] = {0};
-	double short_ratio_null = 0, dpdk_vs_jit = 0;
-	int nshort = 0, ndpdk = 0;
+	/*
+	 * Each pass times every filter afresh (new programs, new JIT pages);
+	 * a cell is the median over the passes of its ns, a ratio the median
+	 * of the passes' ratios, a geometric mean the median of the passes'.
+	 */
+	size_t cells = (size_t)passes * (size_t)nfilters * ENG__N;
+	double *ns = calloc(cells, sizeof *ns);
+	int *have = calloc(cells, sizeof *have);
+	int *ok = calloc((size_t)nfilters, sizeof *ok);    /* compiled in some pass */
+	int *is_short = calloc((size_t)nfilters, sizeof *is_short);
+	double *tmp = calloc((size_t)passes, sizeof *tmp), *tmp2 = calloc((size_t)passes, sizeof *tmp2);
+	if (!ns || !have || !ok || !is_short || !tmp || !tmp2)
+		return 1;
+#define CELL(k, f, e) (((size_t)(k) * (size_t)nfilters + (size_t)(f)) * ENG__N + (size_t)(e))
+	for (int k = 0; k < passes; k++)
+		for (int f = 0; f < nfilters; f++) {
+			if (prepare(filters[f], pd) != 0) {
+				release();
+				continue;
+			}
+			ok[f] = 1;
+			double med[ENG__N];
+			if (bench_filter(cur.have, rounds, med) != 0)
+				return 1;
+			/* have: 1 timed, -1 excluded (printed as NA), 0 not an engine here */
+			for (int e = 0; e < ENG__N; e++) {
+				have[CELL(k, f, e)] = cur.have[e] ? 1 : (e == ENG_DPDK && HAVE_DPDK_ROW) ||
+						      (e >= ENG_INTERP_CC && cur.cc_prog.len) ? -1 : 0;
+				ns[CELL(k, f, e)] = med[e];
+			}
+			is_short[f] = cur.pcap_prog.bf_len <= 32;
+			release();
+		}
 	printf("filter\tengine\tns_per_packet\tratio_vs_libpcap\n");
 	for (int f = 0; f < nfilters; f++) {
-		if (prepare(filters[f], pd) != 0) {
-			release();
+		if (!ok[f])
 			continue;
-		}
-		double med[ENG__N];
-		if (bench_filter(cur.have, rounds, med) != 0)
-			return 1;
 		for (int e = 0; e < ENG__N; e++) {
-			if (!cur.have[e]) {
-				if ((e == ENG_DPDK && HAVE_DPDK_ROW) ||
-				    (e >= ENG_INTERP_CC && cur.cc_prog.len))
+			int n = 0, na = 0;
+			for (int k = 0; k < passes; k++) {
+				if (have[CELL(k, f, e)] == 1) {
+					tmp[n] = ns[CELL(k, f, e)];
+					tmp2[n++] = ns[CELL(k, f, ENG_LIBPCAP)] / ns[CELL(k, f, e)];
+				} else if (have[CELL(k, f, e)] == -1) {
+					na++;
+				}
+			}
+			if (n == 0) {
+				if (na)
 					printf("%s\t%s\tNA\tNA\n", filters[f], engine_names[e]);
 				continue;
 			}
-			double ratio = med[ENG_LIBPCAP] / med[e];
-			printf("%s\t%s\t%.2f\t%.2f\n", filters[f], engine_names[e], med[e], ratio);
-			logsum_ns[e] += log(med[e]);
-			logsum_ratio[e] += log(ratio);
-			nsum[e]++;
-		}
-		if (cur.have[ENG_JIT] && cur.have[ENG_DPDK]) {
-			dpdk_vs_jit += log(med[ENG_DPDK] / med[ENG_JIT]);
-			ndpdk++;
-		}
-		if (cur.have[ENG_JIT] && cur.pcap_prog.bf_len <= 32) {
-			short_ratio_null += log(med[ENG_JIT] / med[ENG_NULL]);
-			nshort++;
+			qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+			qsort(tmp2, (size_t)n, sizeof *tmp2, cmp_double);
+			printf("%s\t%s\t%.2f\t%.2f\n", filters[f], engine_names[e], tmp[n / 2],
+			       tmp2[n / 2]);
 		}
 		fflush(stdout);
-		release();
 	}
-	for (int e = 0; e < ENG__N; e++)
-		if (nsum[e])
-			printf("geomean\t%s\t%.2f\t%.2f\n", engine_names[e],
-			       exp(logsum_ns[e] / nsum[e]), exp(logsum_ratio[e] / nsum[e]));
-	if (ndpdk)
-		fprintf(stderr, "bench: jit vs dpdk-jit, geomean over the %d filters both ran: "
-			"%.2fx faster\n", ndpdk, exp(dpdk_vs_jit / ndpdk));
-	if (nshort)
-		fprintf(stderr, "bench: jit / null on the %d short filters (<= 32 insns): %.2fx\n",
-			nshort, exp(short_ratio_null / nshort));
+	/* Geometric means per pass, then their medians. */
+	for (int e = 0; e < ENG__N; e++) {
+		int n = 0;
+		for (int k = 0; k < passes; k++) {
+			double lns = 0, lratio = 0;
+			int m = 0;
+			for (int f = 0; f < nfilters; f++)
+				if (have[CELL(k, f, e)] == 1) {
+					lns += log(ns[CELL(k, f, e)]);
+					lratio += log(ns[CELL(k, f, ENG_LIBPCAP)] / ns[CELL(k, f, e)]);
+					m++;
+				}
+			if (m) {
+				tmp[n] = exp(lns / m);
+				tmp2[n++] = exp(lratio / m);
+			}
+		}
+		if (!n)
+			continue;
+		qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+		qsort(tmp2, (size_t)n, sizeof *tmp2, cmp_double);
+		printf("geomean\t%s\t%.2f\t%.2f\n", engine_names[e], tmp[n / 2], tmp2[n / 2]);
+	}
+	/* jit against dpdk-jit, and jit / null on the short filters: medians of the passes' */
+	int nd = 0, nn = 0;
+	for (int k = 0; k < passes; k++) {
+		double ld = 0, ln = 0;
+		int md = 0, mn = 0;
+		for (int f = 0; f < nfilters; f++) {
+			if (have[CELL(k, f, ENG_JIT)] != 1)
+				continue;
+			if (have[CELL(k, f, ENG_DPDK)] == 1) {
+				ld += log(ns[CELL(k, f, ENG_DPDK)] / ns[CELL(k, f, ENG_JIT)]);
+				md++;
+			}
+			if (is_short[f]) {
+				ln += log(ns[CELL(k, f, ENG_JIT)] / ns[CELL(k, f, ENG_NULL)]);
+				mn++;
+			}
+		}
+		if (md)
+			tmp[nd++] = exp(ld / md);
+		if (mn)
+			tmp2[nn++] = exp(ln / mn);
+	}
+	if (nd) {
+		qsort(tmp, (size_t)nd, sizeof *tmp, cmp_double);
+		fprintf(stderr, "bench: jit vs dpdk-jit, geomean over the filters both ran: "
+			"%.2fx faster (median of %d passes)\n", tmp[nd / 2], nd);
+	}
+	if (nn) {
+		qsort(tmp2, (size_t)nn, sizeof *tmp2, cmp_double);
+		fprintf(stderr, "bench: jit / null on the short filters (<= 32 insns): %.2fx "
+			"(median of %d passes)\n", tmp2[nn / 2], nn);
+	}
+#undef CELL
+	free(ns);
+	free(have);
+	free(ok);
+	free(is_short);
+	free(tmp);
+	free(tmp2);
 	pcap_close(pd);
 	return 0;
 }

@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/run.sh - runs the benchmarks (make bench) and writes bench/out/:
-#   engines-gen.tsv   bench_interp on 100,000 bpfkit_gen packets (EN10MB, seed 1)
+#   engines-gen.tsv   bench_interp on 100,000 bpfkit_gen packets (EN10MB, seed 1),
+#                     medians of BENCH_PASSES (default 7) passes
 #   engines-real.tsv  bench_interp on ../shared/pcaps/bench-real.pcap (skipped when absent)
 #   engines.svg       both as a bar chart (python3; skipped without it)
 #   filter.tsv        bench_filter.sh: whole-process bpfkit filter against tcpdump
@@ -13,6 +14,9 @@ set -eu
 cd "$(dirname "$0")/.."
 mkdir -p bench/out
 SHARED=${BPFKIT_SHARED:-../shared}
+# Passes of bench_interp (-k): each times every filter afresh (new programs, new JIT
+# pages); the TSVs hold the medians.  One pass takes about a second per capture.
+PASSES=${BENCH_PASSES:-7}
 BENCH=./bench/bench_interp
 if pkg-config --exists libdpdk 2>/dev/null; then
 	# -falign-loops=64 as the Makefile builds bench_interp (docs/engines.md)
@@ -27,12 +31,12 @@ else
 	echo "bench: libdpdk not found (apt-get install dpdk-dev); no dpdk-jit rows" >&2
 fi
 echo "== engines on 100,000 generated packets (ns/packet, ratio vs libpcap)" >&2
-$BENCH -n 100000 > bench/out/engines-gen.tsv
+$BENCH -n 100000 -k "$PASSES" > bench/out/engines-gen.tsv
 cat bench/out/engines-gen.tsv
 charts="generated 100,000-packet mix=bench/out/engines-gen.tsv"
 if [ -r "$SHARED/pcaps/bench-real.pcap" ]; then
 	echo "== engines on $SHARED/pcaps/bench-real.pcap" >&2
-	$BENCH -r "$SHARED/pcaps/bench-real.pcap" > bench/out/engines-real.tsv
+	$BENCH -r "$SHARED/pcaps/bench-real.pcap" -k "$PASSES" > bench/out/engines-real.tsv
 	cat bench/out/engines-real.tsv
 else
 	echo "bench: $SHARED/pcaps/bench-real.pcap absent; real-capture run skipped" >&2
