@@ -107,6 +107,7 @@ struct analysis {
 	bool uses_len, uses_ind;
 	bool defers;            /* some exit to ret #0 is deferred (see emit_branch) */
 	size_t defer_from;      /* no bounds check is emitted at or after this pc + 1 */
+	size_t defer_first;     /* the first jump, deferred before a rare test (or SIZE_MAX) */
 };
 
 static uint32_t load_size(uint16_t code)
@@ -144,6 +145,23 @@ static bool is_ret0(const struct bpfkit_insn *in)
 static bool may_defer(size_t n, size_t pc)
 {
 	return n - (pc + 1) <= DEFER_MAX_TAIL;
+}
+
+/*
+ * A test random bytes almost never pass starts at pc: `ld [k]` (a 32-bit
+ * load), perhaps `and #m` with m of at least 8 bits, then `jeq #c` (a host
+ * or net address).
+ */
+static bool rare_test_at(const struct bpfkit_insn *insns, size_t n, size_t pc)
+{
+	if (pc + 1 >= n || insns[pc].code != (BPFKIT_LD | BPFKIT_W | BPFKIT_ABS))
+		return false;
+	size_t j = pc + 1;
+	if (insns[j].code == (BPFKIT_ALU | BPFKIT_AND | BPFKIT_K)) {
+		if (__builtin_popcount(insns[j].k) < 8 || ++j >= n)
+			return false;
+	}
+	return insns[j].code == (BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K);
 }
 
 /* Successor instruction indexes of pc; returns how many (0 for a return). */
@@ -378,7 +396,32 @@ static void analyse(struct analysis *an)
 	for (size_t pc = 0; pc < n && n > DEFER_PAST_CHECK; pc++)
 		if (an->ind_check[pc] && pc > an->defer_from)
 			an->defer_from = pc;
+	/*
+	 * The program's first test may defer its exit when what it falls into
+	 * is a 32-bit address compare (rare_test_at): its outcome (IPv4 or not)
+	 * is what a mix of protocols makes random, and the compare after it,
+	 * which random bytes almost never pass, rejects the packets it lets
+	 * through with a branch that predicts well (`host 10.0.0.1 and port
+	 * 53`: 29% faster on the generated mix, the same on bench-real.pcap).
+	 * Deferring later tests the same way was measured and is not done: it
+	 * makes common packets run tests meant for rare ones (`net 10.0.0.0/8`:
+	 * IPv6 packets ran the ARP address tests, 10% slower on real traffic).
+	 */
 	an->defers = false;
+	an->defer_first = SIZE_MAX;
+	size_t first = 0;
+	while (first < n && !(info(&insns[first])->flags & (F_COND | F_JUMP | F_RET)))
+		first++;
+	if (first < n && (info(&insns[first])->flags & F_COND)) {
+		const struct bpfkit_insn *in = &insns[first];
+		if ((in->jt == 0 && in->jf != 0 && is_ret0(&insns[first + 1 + in->jf])) ||
+		    (in->jf == 0 && in->jt != 0 && is_ret0(&insns[first + 1 + in->jt]))) {
+			if (rare_test_at(insns, n, first + 1)) {
+				an->defer_first = first;
+				an->defers = true;
+			}
+		}
+	}
 	for (size_t pc = an->defer_from; pc < n; pc++) {
 		const struct bpfkit_insn *in = &insns[pc];
 		if ((info(in)->flags & F_COND) && in->jt != in->jf && may_defer(n, pc) &&
@@ -716,7 +759,8 @@ static int32_t mem_disp(uint32_t k)
  */
 static bool defers_at(const struct analysis *an, size_t pc)
 {
-	return an->defers && may_defer(an->n, pc) && pc >= an->defer_from;
+	return an->defers && ((may_defer(an->n, pc) && pc >= an->defer_from) ||
+			      pc == an->defer_first);
 }
 
 static void emit_branch_to(struct emitter *e, size_t pc, enum cc cc, size_t t, size_t f)
