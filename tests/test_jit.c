@@ -720,6 +720,41 @@ TEST(jit_first_test_deferred)
 	}
 }
 
+/*
+ * A program of at most 12 instructions defers every exit to `ret #0` beside
+ * a fall-through (it is all tail): libpcap's `tcp[tcpflags] & (tcp-syn |
+ * tcp-ack) == tcp-syn`, 12 instructions and 4 such exits, runs without a
+ * branch on the packet's bytes.  With one more instruction only the exits
+ * within the last 8 and after the last bounds check defer (here one).
+ * Verdicts equal the interpreter's at every cut length.
+ */
+TEST(jit_short_programs_defer_all)
+{
+	NEED_JIT();
+	for (int longer = 0; longer < 2; longer++) {
+		struct bpfkit_insn p[13] = {
+			I(LD_H_ABS, 0, 0, 12), I(JEQ_K, 0, 9, 0x800), I(LD_B_ABS, 0, 0, 23),
+			I(JEQ_K, 0, 7, 6), I(LD_H_ABS, 0, 0, 20), I(JSET_K, 5, 0, 0x1fff),
+			I(LDX_MSH, 0, 0, 14), I(LD_B_IND, 0, 0, 27), I(AND_K, 0, 0, 0x12),
+			I(JEQ_K, 0, 1, 2), I(RET_K, 0, 0, 0x40000), I(RET_K, 0, 0, 0),
+			I(RET_K, 0, 0, 1)};
+		size_t n = longer ? 13 : 12;
+		struct bpfkit_jit *j = compile_or_fail(p, n, 0);
+		if (!j)
+			return;
+		CHECK_EQ(count_deferred(j), longer ? 1 : 4);
+		uint8_t pkt[60] = {[12] = 0x08, [14] = 0x45, [23] = 6, [47] = 0x02};
+		for (int v = 0; v < 4; v++) {
+			pkt[23] = v & 1 ? 17 : 6;
+			pkt[47] = v & 2 ? 0x12 : 0x02;
+			for (uint32_t cap = 0; cap <= sizeof pkt; cap++)
+				CHECK_EQ(bpfkit_jit_run(j, pkt, cap, sizeof pkt),
+					 bpfkit_interp(p, n, pkt, cap, sizeof pkt, NULL));
+		}
+		bpfkit_jit_free(j);
+	}
+}
+
 TEST(jit_rejects_invalid_programs)
 {
 	NEED_JIT();
