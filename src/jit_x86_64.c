@@ -33,7 +33,7 @@
  *   code (16-byte aligned, same pages, read only); never when blinding.
  * - Pairs (emit_pair) compute two compares' outcomes with setcc into r8b
  *   and dl and branch once; the second one's bounds checks run first and
- *   fail to a stub after the code (labels n + 1 + i).  Never when blinding.
+ *   fail to a fallback after the code (labels n + 1 + i).  Never when blinding.
  * - With BPFKIT_JIT_BLIND, no 32-bit value taken from the program (k of any
  *   instruction, load extents) appears verbatim: each is emitted as k ^ r and
  *   an xor with r, r fresh per constant from a generator seeded by getrandom.
@@ -165,6 +165,13 @@ static bool rare_test_at(const struct bpfkit_insn *insns, size_t n, size_t pc)
 			return false;
 	}
 	return insns[j].code == (BPFKIT_JMP | BPFKIT_JEQ | BPFKIT_K);
+}
+
+/* The jump at pc has `ret #0` on one side and next on the other. */
+static bool exit_beside(const struct bpfkit_insn *insns, size_t pc, size_t next)
+{
+	size_t t = pc + 1 + insns[pc].jt, f = pc + 1 + insns[pc].jf;
+	return (t == next && is_ret0(&insns[f])) || (f == next && is_ret0(&insns[t]));
 }
 
 /* Successor instruction indexes of pc; returns how many (0 for a return). */
@@ -415,15 +422,10 @@ static void analyse(struct analysis *an)
 	size_t first = 0;
 	while (first < n && !(info(&insns[first])->flags & (F_COND | F_JUMP | F_RET)))
 		first++;
-	if (first < n && (info(&insns[first])->flags & F_COND)) {
-		const struct bpfkit_insn *in = &insns[first];
-		if ((in->jt == 0 && in->jf != 0 && is_ret0(&insns[first + 1 + in->jf])) ||
-		    (in->jf == 0 && in->jt != 0 && is_ret0(&insns[first + 1 + in->jt]))) {
-			if (rare_test_at(insns, n, first + 1)) {
-				an->defer_first = first;
-				an->defers = true;
-			}
-		}
+	if (first < n && (info(&insns[first])->flags & F_COND) &&
+	    exit_beside(insns, first, first + 1) && rare_test_at(insns, n, first + 1)) {
+		an->defer_first = first;
+		an->defers = true;
 	}
 	for (size_t pc = an->defer_from; pc < n; pc++) {
 		const struct bpfkit_insn *in = &insns[pc];
@@ -465,8 +467,8 @@ struct emitter {
 	size_t nsites, max_sites;
 	bool blind;
 	size_t took;             /* emit_insn also compiled this many instructions after pc */
-	size_t *stub_pc;         /* pairs whose second half checks bounds (emit_pair) */
-	size_t nstubs;
+	size_t *fallback_pc;     /* pairs whose second half checks bounds (emit_pair) */
+	size_t nfallbacks;
 	size_t pool_prev;        /* offset of the constant pool in the previous pass */
 	size_t pool_next;        /* 16-byte slots of the pool handed out so far */
 	uint64_t rng[2];         /* xorshift128+ state for blinding values */
@@ -867,7 +869,8 @@ static uint32_t swap_size(uint32_t v, uint32_t size)
  *          is `mov eax, [pkt + 26]; and eax, 0xff; cmp eax, 0x0a` (the
  *          mask swapped too, no bswap);
  *   U_A    a jump on A and k as it is: `cmp eax, k` or `test eax, k`.
- * Never when blinding (the constants would appear verbatim).
+ * U_MEM and U_REG never when blinding (the constants would appear
+ * verbatim); U_A then emits blinded constants.
  */
 enum unit_kind { U_A, U_MEM, U_REG };
 
@@ -1046,7 +1049,7 @@ static void emit_a_jump(struct emitter *e, size_t pc)
  * computes both conditions without a branch (setcc, or) and branches once.
  * A needs to be dead at S (it differs by path) unless neither unit loads it.
  * The second block's bounds checks move in front of the first compare and
- * go, when they fail, to a stub after the code that makes the first
+ * go, when they fail, to a fallback after the code that makes the first
  * compare alone (a short packet goes to S or returns 0, as B2's failing
  * check would).
  */
@@ -1064,10 +1067,7 @@ static bool unit_at(const struct analysis *an, size_t pc, struct cmp_unit *u)
 /* The jump at pc becomes a cmov of the keep mask, no branch (emit_branch). */
 static bool deferred(const struct analysis *an, size_t pc)
 {
-	const struct bpfkit_insn *in = &an->insns[pc];
-	size_t t = pc + 1 + in->jt, f = pc + 1 + in->jf, next = next_live(an, pc);
-	return defers_at(an, pc) &&
-	       ((t == next && is_ret0(&an->insns[f])) || (f == next && is_ret0(&an->insns[t])));
+	return defers_at(an, pc) && exit_beside(an->insns, pc, next_live(an, pc));
 }
 
 /*
@@ -1133,13 +1133,13 @@ static void emit_pair(struct emitter *e, size_t pc)
 	struct pair p;
 	pair_from(an, an->pair[pc] - 1, &p);
 	const struct block *b2 = &an->blocks[an->block_of[p.u2.first]];
-	size_t stub = an->n + 1 + e->nstubs;
+	size_t fallback = an->n + 1 + e->nfallbacks;
 	if (b2->check)
-		emit_abs_check_to(e, b2->check, stub);
+		emit_abs_check_to(e, b2->check, fallback);
 	if (an->ind_check[p.u2.first])
-		emit_ind_check_to(e, an->ind_check[p.u2.first], stub);
+		emit_ind_check_to(e, an->ind_check[p.u2.first], fallback);
 	if (b2->check || an->ind_check[p.u2.first])
-		e->stub_pc[e->nstubs++] = pc;
+		e->fallback_pc[e->nfallbacks++] = pc;
 	emit_unit_cmp(e, &p.u1);
 	emit_rr(e, 0x0f90 + (unsigned)p.cc1, false, 0, REG_TMP);   /* setcc r8b */
 	emit_unit_cmp(e, &p.u2);
@@ -1149,13 +1149,13 @@ static void emit_pair(struct emitter *e, size_t pc)
 	e->took = p.u2.jpc - pc;
 }
 
-/* After the code: each stub makes its pair's first compare alone. */
-static void emit_stubs(struct emitter *e)
+/* After the code: each fallback makes its pair's first compare alone. */
+static void emit_fallbacks(struct emitter *e)
 {
 	const struct analysis *an = e->an;
-	for (size_t i = 0; i < e->nstubs; i++) {
+	for (size_t i = 0; i < e->nfallbacks; i++) {
 		struct pair p;
-		pair_from(an, an->pair[e->stub_pc[i]] - 1, &p);
+		pair_from(an, an->pair[e->fallback_pc[i]] - 1, &p);
 		e->label_cur[an->n + 1 + i] = e->pos;
 		emit_unit_cmp(e, &p.u1);
 		emit_jump(e, (int)p.cc1, target_label(e, p.s));
@@ -1481,7 +1481,7 @@ static void emit_program(struct emitter *e)
 	e->pos = 0;
 	e->nsites = 0;
 	e->pool_next = 0;
-	e->nstubs = 0;
+	e->nfallbacks = 0;
 	if (an->uses_ind)
 		emit_rr(e, 0x89, false, RSI, RSI);      /* mov esi, esi: zero-extend caplen */
 	if (an->uses_len)
@@ -1510,7 +1510,7 @@ static void emit_program(struct emitter *e)
 	e->label_cur[label_fail(e)] = e->pos;
 	emit_rr(e, 0x31, false, REG_A, REG_A);
 	put8(e, 0xc3);
-	emit_stubs(e);
+	emit_fallbacks(e);
 	if (e->pool_next)
 		emit_pool(e);
 }
@@ -1597,13 +1597,13 @@ static int generate(struct bpfkit_jit *jit, const struct analysis *an, bool blin
 	int rc = -1;
 	e.an = an;
 	e.blind = blind;
-	size_t nlabels = an->n + 1 + an->npairs;   /* instructions, the exit, stubs */
+	size_t nlabels = an->n + 1 + an->npairs;   /* instructions, the exit, fallbacks */
 	e.max_sites = 6 * an->n + 8;
 	e.label_prev = mem_alloc_array(alloc, nlabels, sizeof *e.label_prev);
 	e.label_cur = mem_alloc_array(alloc, nlabels, sizeof *e.label_cur);
 	e.sites = mem_alloc_array(alloc, e.max_sites, sizeof *e.sites);
-	e.stub_pc = mem_alloc_array(alloc, an->npairs + 1, sizeof *e.stub_pc);
-	if (!e.label_prev || !e.label_cur || !e.sites || !e.stub_pc) {
+	e.fallback_pc = mem_alloc_array(alloc, an->npairs + 1, sizeof *e.fallback_pc);
+	if (!e.label_prev || !e.label_cur || !e.sites || !e.fallback_pc) {
 		error_oom(err);
 		goto out;
 	}
@@ -1633,7 +1633,7 @@ out:
 	mem_free(alloc, e.label_prev);
 	mem_free(alloc, e.label_cur);
 	mem_free(alloc, e.sites);
-	mem_free(alloc, e.stub_pc);
+	mem_free(alloc, e.fallback_pc);
 	return rc;
 }
 

@@ -525,7 +525,7 @@ static bool jit_paired(const struct bpfkit_insn *prog, size_t n)
  * `ret #9` or `ret #0`; padded with unreachable returns or not (short
  * programs defer their exits instead, and then there is no pair).  Each
  * program runs on packets where neither, either or both compares hold,
- * cut at every length (between the two checks, a pair's stub decides).
+ * cut at every length (between the two checks, a pair's fallback decides).
  */
 TEST(engine_compare_pairs)
 {

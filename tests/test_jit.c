@@ -45,6 +45,14 @@ static struct bpfkit_jit *compile_or_fail(const struct bpfkit_insn *p, size_t n,
 	return rc == 0 ? j : NULL;
 }
 
+/* j (compiled from p) against the interpreter on pkt cut at every length 0..len. */
+static void check_every_cut(const struct bpfkit_jit *j, const struct bpfkit_insn *p, size_t n,
+			    const uint8_t *pkt, uint32_t len)
+{
+	for (uint32_t cap = 0; cap <= len; cap++)
+		CHECK_EQ(bpfkit_jit_run(j, pkt, cap, len), bpfkit_interp(p, n, pkt, cap, len, NULL));
+}
+
 /* Runs p on every caplen in caps, plain and blinded; counts mismatches (reported). */
 static size_t compare_runs(struct bpfkit_jit *const jits[2], const struct bpfkit_insn *p,
 			   size_t n, const uint8_t *pkt, const uint32_t *caps, size_t ncaps,
@@ -635,8 +643,7 @@ TEST(jit_one_check_per_block)
 		return;
 	CHECK_EQ(count_caplen_checks(j), 1);
 	uint8_t pkt[24] = {[20] = 0, [21] = 0x50, [14] = 0x45};
-	for (uint32_t cap = 0; cap <= 24; cap++)
-		CHECK_EQ(bpfkit_jit_run(j, pkt, cap, 24), bpfkit_interp(p, n, pkt, cap, 24, NULL));
+	check_every_cut(j, p, n, pkt, sizeof pkt);
 	bpfkit_jit_free(j);
 }
 
@@ -712,9 +719,7 @@ TEST(jit_first_test_deferred)
 						pkt[off + (uint32_t)b] = (uint8_t)(a >> (24 - 8 * b));
 				}
 			}
-			for (uint32_t cap = 0; cap <= sizeof pkt; cap++)
-				CHECK_EQ(bpfkit_jit_run(j, pkt, cap, sizeof pkt),
-					 bpfkit_interp(p, n, pkt, cap, sizeof pkt, NULL));
+			check_every_cut(j, p, n, pkt, sizeof pkt);
 		}
 		bpfkit_jit_free(j);
 	}
@@ -747,9 +752,7 @@ TEST(jit_short_programs_defer_all)
 		for (int v = 0; v < 4; v++) {
 			pkt[23] = v & 1 ? 17 : 6;
 			pkt[47] = v & 2 ? 0x12 : 0x02;
-			for (uint32_t cap = 0; cap <= sizeof pkt; cap++)
-				CHECK_EQ(bpfkit_jit_run(j, pkt, cap, sizeof pkt),
-					 bpfkit_interp(p, n, pkt, cap, sizeof pkt, NULL));
+			check_every_cut(j, p, n, pkt, sizeof pkt);
 		}
 		bpfkit_jit_free(j);
 	}
